@@ -1,0 +1,269 @@
+"""The `firstnet` command: a thin shell over the library, one subcommand per step of the lesson.
+
+Deep-learning libraries are imported inside each command, never at the top, so `firstnet --help` answers at once.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+
+from firstnet import __version__
+from firstnet.errors import UserError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (what is wrong, where to look) and exit code 2, without the usage dump."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 0 and below 1, like 0.1")
+    return value
+
+
+def grid_shape(text):
+    rows, _, columns = text.lower().partition("x")
+    if not (rows.isdigit() and columns.isdigit() and int(rows) > 0 and int(columns) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not ROWSxCOLUMNS, like 5x5")
+    return int(rows), int(columns)
+
+
+def png_path(text):
+    if not text.lower().endswith(".png"):
+        raise argparse.ArgumentTypeError(f"{text!r} must end in .png")
+    return pathlib.Path(text)
+
+
+def add_data_flag(parser):
+    parser.add_argument("--data", metavar="PATH", help="MNIST to use: mnist.npz, or a folder of IDX, PNG or CSV files "
+                        "(default: $FIRSTNET_DATA, keras's cache, a download, or the bundled 5,000-digit subset)")
+
+
+def add_train_flags(parser):
+    """The flags shared by `train` and its from-scratch twin: the tutorial's recipe is the default."""
+    parser.add_argument("--epochs", type=positive_int, default=5, help="passes over the training set (default 5)")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="digits per weight update (default 128)")
+    parser.add_argument("--hidden-units", type=positive_int, default=512, help="units in the hidden layer (default 512)")
+    parser.add_argument("--optimizer", default="rmsprop", choices=("rmsprop", "adam", "adamw", "sgd", "adagrad",
+                        "adadelta", "adamax", "nadam", "lion"), help="default rmsprop, as in the tutorial")
+    parser.add_argument("--learning-rate", type=positive_float, help="default: the optimizer's own (rmsprop: 0.001)")
+    parser.add_argument("--validation-split", type=fraction, default=0.0,
+                        help="fraction of training digits held out to watch for overfitting, like 0.1 (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, help="same seed, same machine, same backend: same metrics")
+    parser.add_argument("--run-dir", metavar="DIR", help="where to save the run (default runs/<date>_<time>)")
+    add_data_flag(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, only the final scores")
+
+
+def command_explore(args):
+    from firstnet import data as mnist_data, explore
+
+    dataset = mnist_data.load_mnist(args.data)
+    print(explore.format_rows(explore.explore(dataset)))
+    if args.index is not None:
+        print()
+        print(explore.pixel_values(dataset, args.index))
+
+
+def command_show(args):
+    from firstnet import data as mnist_data, plots, runs
+
+    dataset = mnist_data.load_mnist(args.data)
+    images, labels = (dataset.x_test, dataset.y_test) if args.split == "test" else (dataset.x_train, dataset.y_train)
+    rows, columns = args.grid or (1, 1)
+    count = rows * columns
+    if not 0 <= args.index <= len(images) - count:
+        last = len(images) - count
+        raise UserError(f"index {args.index}: out of range; the {args.split} set has {len(images)} images, so use 0 to {last}")
+    chosen = images[args.index : args.index + count]
+    titles = [f"{args.split}_images[{args.index + i}]: {labels[args.index + i]}" for i in range(count)]
+    if args.out:
+        if count == 1:
+            figure = plots.digit_figure(chosen[0], title=f"{titles[0].split(':')[0]}, label {labels[args.index]}")
+        else:
+            figure = plots.grid_figure(chosen, [f"#{args.index + i}: {labels[args.index + i]}" for i in range(count)],
+                                       rows, columns, suptitle=f"{args.split} digits {args.index}..{args.index + count - 1}")
+        runs.save_figure(figure, args.out)
+        print(f"saved {args.out}")
+    elif count == 1:
+        print(f"{titles[0].split(':')[0]}, label {labels[args.index]}")
+        print(plots.unicode_digit(chosen[0]))
+    else:
+        print(plots.unicode_grid(chosen, titles, columns))
+
+
+def command_train(args):
+    from firstnet import train
+
+    config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, hidden_units=args.hidden_units,
+                               optimizer=args.optimizer, learning_rate=args.learning_rate,
+                               validation_split=args.validation_split, seed=args.seed, data=args.data,
+                               run_dir=args.run_dir, verbose=0 if args.quiet else 1)
+    result = train.train(config, log=None if args.quiet else print)
+    print_scores(result.metrics["test_accuracy"], result.metrics["test_loss"])
+    if not args.quiet:
+        print(f"saved {result.run_dir}/ (model.keras, metrics.json, history.json, curves.png, confusion.png) "
+              f"in {result.metrics['total_seconds']:.1f} s")
+        print(f"next: firstnet evaluate {result.run_dir}   or   firstnet predict YOUR_DIGIT.png")
+
+
+def print_scores(test_accuracy, test_loss):
+    # The tutorial ends with these two lines; firstnet ends the same way.
+    print(f"test_acc: {test_accuracy:.4f}")
+    print(f"test_loss: {test_loss:.4f}")
+
+
+def command_evaluate(args):
+    from firstnet import data as mnist_data, evaluate, model as firstnet_model, runs
+
+    model_path = runs.resolve_model(args.model)
+    model = firstnet_model.load_model(model_path)
+    dataset = mnist_data.load_mnist(args.data)
+    scores = evaluate.evaluate_model(model, dataset.x_test, dataset.y_test)
+    print(f"model: {model_path}   data: {dataset.source} ({len(dataset.x_test)} test digits)")
+    print_scores(scores["test_accuracy"], scores["test_loss"])
+    print("confusion matrix (rows: true digit, columns: predicted digit):")
+    print(evaluate.format_confusion(scores["confusion"]))
+
+
+def command_predict(args):
+    from firstnet import model as firstnet_model, plots, predict, runs
+
+    files = predict.image_files(args.images)
+    model_path = runs.resolve_model(args.model)
+    model = firstnet_model.load_model(model_path)
+    results = predict.predict_files(model, files)
+    for result in results:
+        if args.json:
+            print(json.dumps({key: result[key] for key in ("file", "digit", "probabilities")}))
+            continue
+        print(f"{result['file']}: {result['digit']}   (probability {result['probabilities'][result['digit']]:.3f})")
+        for digit, probability in enumerate(result["probabilities"]):
+            print(f"  {digit}  {probability:6.3f}  {'█' * round(probability * 40)}")
+    if args.show_input:
+        images = [result["input"] for result in results]
+        columns = min(len(images), 8)
+        figure = plots.grid_figure(images, [f"{pathlib.Path(r['file']).name}: {r['digit']}" for r in results],
+                                   -(-len(images) // columns), columns, suptitle="what the network saw (28x28)")
+        runs.save_figure(figure, args.show_input)
+        if not args.json:
+            print(f"saved {args.show_input}")
+
+
+def command_runs(args):
+    from firstnet import runs
+
+    found = runs.list_runs(args.root)
+    if not found:
+        print(f"no finished runs in {args.root}/ yet; run `firstnet train`")
+        return
+    print(f"{'run':<32} {'finished':<20} {'test_acc':>8} {'epochs':>6} {'seconds':>8}  data")
+    for folder, metrics in found:
+        finished = str(metrics.get("finished_at", "?"))[:19].replace("T", " ")
+        accuracy = metrics.get("test_accuracy")
+        print(f"{str(folder):<32} {finished:<20} {accuracy if accuracy is None else f'{accuracy:.4f}':>8} "
+              f"{metrics.get('epochs_completed', metrics.get('epochs', '?')):>6} {metrics.get('total_seconds', 0):>8.1f}  "
+              f"{'full MNIST' if metrics.get('data_full') else metrics.get('data_source', '?')}")
+
+
+def build_parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback when something goes wrong")
+    parser = Parser(prog="firstnet", description="Your first neural network: the Keras MNIST lesson, step by step.",
+                    parents=[common])
+    parser.add_argument("--version", action="version", version=f"firstnet {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    explore = commands.add_parser("explore", parents=[common], help="the data's shapes and values, as the tutorial explores them")
+    explore.add_argument("--index", type=non_negative_int, help="also print this training image's 28x28 pixel values")
+    add_data_flag(explore)
+    explore.set_defaults(handler=command_explore)
+
+    show = commands.add_parser("show", parents=[common], help="look at a digit (PNG with --out, else text art)")
+    show.add_argument("index", type=non_negative_int, help="which image, like 4 (the tutorial's train_images[4])")
+    show.add_argument("--split", choices=("train", "test"), default="train")
+    show.add_argument("--grid", type=grid_shape, help="show ROWSxCOLUMNS digits starting at INDEX, like 5x5")
+    show.add_argument("--out", type=png_path, help="save the picture as this PNG file")
+    add_data_flag(show)
+    show.set_defaults(handler=command_show)
+
+    train = commands.add_parser("train", parents=[common], help="train the tutorial's network and save a run folder")
+    add_train_flags(train)
+    train.set_defaults(handler=command_train)
+
+    evaluate = commands.add_parser("evaluate", parents=[common], help="reload a saved model and score it on the test digits")
+    evaluate.add_argument("model", nargs="?", help="a run folder or a model.keras file (default: the newest run)")
+    add_data_flag(evaluate)
+    evaluate.set_defaults(handler=command_evaluate)
+
+    predict = commands.add_parser("predict", parents=[common], help="read your own digit from a photo or drawing")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, BMP) or folders of them")
+    predict.add_argument("--model", help="a run folder or model.keras (default: the newest run)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    predict.add_argument("--show-input", type=png_path, metavar="OUT.png", help="save the 28x28 images the network saw")
+    predict.set_defaults(handler=command_predict)
+
+    runs = commands.add_parser("runs", parents=[common], help="list past training runs")
+    runs.add_argument("--root", default="runs", help="folder holding the runs (default runs)")
+    runs.set_defaults(handler=command_runs)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    # Keras and JAX talk a lot on import; a learner should see the lesson, not log lines.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        args.handler(args)
+    except UserError as error:
+        if args.debug:
+            raise
+        print(f"firstnet {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nfirstnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0

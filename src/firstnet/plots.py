@@ -1,0 +1,102 @@
+"""Pictures of the lesson: a digit as the tutorial's imshow shows it, a grid, learning curves, a confusion matrix."""
+
+import numpy as np
+
+SHADES = " ░▒▓█"
+
+
+def _pyplot():
+    # Figures are files here, never windows: Agg works on a server, in CI and over ssh.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def digit_figure(image, title=None):
+    """The tutorial's `plt.imshow(digit, cmap=plt.cm.binary)`, with the pixel grid labelled."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(4, 4))
+    shown = axes.imshow(image, cmap=plt.cm.binary, vmin=0, vmax=255)
+    axes.set_title(title or "a digit")
+    axes.set_xlabel("column (pixel)")
+    axes.set_ylabel("row (pixel)")
+    figure.colorbar(shown, ax=axes, fraction=0.046, label="ink, 0..255")
+    return figure
+
+
+def grid_figure(images, titles, rows, columns, suptitle=None):
+    """Several digits at once, each titled (for example with its label)."""
+    plt = _pyplot()
+    figure, axes_grid = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    for index, axes in enumerate(axes_grid.flat):
+        axes.axis("off")
+        if index < len(images):
+            axes.imshow(images[index], cmap=plt.cm.binary, vmin=0, vmax=255)
+            axes.set_title(titles[index], fontsize=9)
+    if suptitle:
+        figure.suptitle(suptitle)
+    figure.tight_layout()
+    return figure
+
+
+def curves_figure(history):
+    """Loss and accuracy per epoch, training and (when there is one) validation."""
+    plt = _pyplot()
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
+        for prefix, style in (("", "o-"), ("val_", "s--")):
+            values = history.get(prefix + metric)
+            if values:
+                epochs = range(1, len(values) + 1)
+                axes.plot(epochs, values, style, label=("validation " if prefix else "training ") + metric)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(metric)
+        axes.set_title(f"{metric} per epoch")
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.tight_layout()
+    return figure
+
+
+def confusion_figure(confusion, title="test digits: true label vs prediction"):
+    """Rows are the true digits, columns the predictions; the diagonal is what the network got right."""
+    plt = _pyplot()
+    confusion = np.asarray(confusion)
+    figure, axes = plt.subplots(figsize=(6.5, 5.5))
+    shown = axes.imshow(confusion, cmap="Blues")
+    figure.colorbar(shown, ax=axes, label="number of test digits")
+    threshold = confusion.max() / 2
+    for true in range(confusion.shape[0]):
+        for predicted in range(confusion.shape[1]):
+            count = confusion[true, predicted]
+            axes.text(predicted, true, str(count), ha="center", va="center", fontsize=7,
+                      color="white" if count > threshold else "black")
+    axes.set_xticks(range(confusion.shape[1]))
+    axes.set_yticks(range(confusion.shape[0]))
+    axes.set_xlabel("predicted digit")
+    axes.set_ylabel("true digit")
+    axes.set_title(title)
+    return figure
+
+
+def unicode_digit(image, pixel_width=2):
+    """A 28x28 digit as 28 lines of shaded blocks (two characters a pixel look square), for a terminal."""
+    image = np.asarray(image, dtype=np.float64)
+    levels = np.clip((image / 256 * len(SHADES)).astype(int), 0, len(SHADES) - 1)
+    return "\n".join("".join(SHADES[level] * pixel_width for level in row).rstrip() for row in levels)
+
+
+def unicode_grid(images, titles, columns):
+    """Digits side by side in rows of `columns`, each titled, as text."""
+    blocks = []
+    for start in range(0, len(images), columns):
+        chunk = [unicode_digit(image, pixel_width=1).split("\n") for image in images[start : start + columns]]
+        heads = [f"{title:<28}" for title in titles[start : start + columns]]
+        lines = ["  ".join(heads).rstrip()]
+        for row in range(len(chunk[0])):
+            lines.append("  ".join(f"{digit[row] if row < len(digit) else '':<28}" for digit in chunk).rstrip())
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

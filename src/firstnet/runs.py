@@ -1,0 +1,112 @@
+"""Run folders and atomic writes: every file a user cares about appears whole or not at all."""
+
+import contextlib
+import datetime
+import json
+import os
+import pathlib
+import tempfile
+
+from firstnet.errors import UserError
+
+DEFAULT_RUNS_ROOT = "runs"
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; when the block succeeds, move it over `path` in one rename.
+
+    The temporary file lives in the same folder so the rename never crosses file systems, and it keeps the
+    suffix of the target because some writers (Keras, matplotlib) choose the format by suffix.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(descriptor)
+    try:
+        yield pathlib.Path(temporary)
+        with open(temporary, "rb+") as stream:
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def write_text(path, text):
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def write_json(path, data):
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def save_model(model, path):
+    """Keras writes its zip in place, so a crash mid-save would break the old model; write beside it, then rename."""
+    with atomic_path(path) as temporary:
+        model.save(temporary)
+
+
+def save_figure(figure, path, dpi=110):
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
+    plt.close(figure)
+
+
+def new_run_dir(run_dir=None, root=DEFAULT_RUNS_ROOT):
+    """Create a fresh run folder: `run_dir` if given and empty, else `runs/<date>_<time>`; never reuse a full one."""
+    if run_dir is not None:
+        run_dir = pathlib.Path(run_dir)
+        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            raise UserError(f"--run-dir {run_dir}: already exists and is not empty; choose a new folder so nothing is overwritten")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H%M%S")
+    for attempt in range(1000):
+        candidate = pathlib.Path(root) / (stamp if attempt == 0 else f"{stamp}_{attempt}")
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            continue
+    raise UserError(f"{root}: could not create a new run folder; pass --run-dir")
+
+
+def read_metrics(run_dir):
+    path = pathlib.Path(run_dir) / "metrics.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def list_runs(root=DEFAULT_RUNS_ROOT):
+    """Finished runs (those with a metrics.json and a model.keras), oldest first."""
+    root = pathlib.Path(root)
+    if not root.is_dir():
+        return []
+    runs = []
+    for folder in sorted(root.iterdir()):
+        metrics = read_metrics(folder) if folder.is_dir() else None
+        if metrics is not None and (folder / "model.keras").is_file():
+            runs.append((folder, metrics))
+    runs.sort(key=lambda run: (run[1].get("finished_at", ""), str(run[0])))
+    return runs
+
+
+def latest_run(root=DEFAULT_RUNS_ROOT):
+    runs = list_runs(root)
+    if not runs:
+        raise UserError(f"no trained model in {root}/; run `firstnet train` first, or pass --model RUN_DIR")
+    return runs[-1][0]
+
+
+def resolve_model(model=None, root=DEFAULT_RUNS_ROOT):
+    """Path of the model.keras to use: the one named (a run folder or a .keras file) or the newest run's."""
+    if model is None:
+        return latest_run(root) / "model.keras"
+    model = pathlib.Path(model)
+    return model / "model.keras" if model.is_dir() else model

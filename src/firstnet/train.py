@@ -1,0 +1,166 @@
+"""The learning loop of the tutorial: prepare MNIST, fit the network, evaluate it, keep it all in a run folder."""
+
+import dataclasses
+import datetime
+import platform
+import secrets
+import time
+
+import keras
+import numpy as np
+
+from firstnet import __version__, evaluate, model as firstnet_model, plots, runs
+from firstnet import data as mnist_data
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The tutorial's recipe is the default: 5 epochs, batches of 128, 512 hidden units, rmsprop."""
+
+    epochs: int = 5
+    batch_size: int = 128
+    hidden_units: int = 512
+    optimizer: str = "rmsprop"
+    learning_rate: float | None = None
+    validation_split: float = 0.0
+    seed: int | None = None
+    data: str | None = None
+    run_dir: str | None = None
+    runs_root: str = runs.DEFAULT_RUNS_ROOT
+    verbose: int = 1
+
+    def check(self):
+        """Raise ValueError with a helpful message for settings that cannot work."""
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.hidden_units < 1:
+            raise ValueError(f"hidden_units must be at least 1, got {self.hidden_units}")
+        if not 0.0 <= self.validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {self.validation_split}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        firstnet_model.make_optimizer(self.optimizer)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    run_dir: object
+    model: object
+    history: dict
+    metrics: dict
+
+
+def versions():
+    """Versions that decide the numbers: the same seed reproduces a run only with the same ones."""
+    import importlib.metadata
+
+    found = {"python": platform.python_version(), "firstnet": __version__}
+    for package in ("keras", "numpy", "jax", "jaxlib", "tensorflow", "torch"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def train(config=None, data=None, log=None):
+    """Run the whole lesson once; see `_train` (this wrapper only removes a run folder left empty by a failure)."""
+    config = config or TrainConfig()
+    config.check()
+    seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+    run_dir = runs.new_run_dir(config.run_dir, root=config.runs_root)
+    try:
+        return _train(config, data, seed, run_dir, log or (lambda line: None))
+    except BaseException:
+        if run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
+
+
+def _train(config, data, seed, run_dir, log):
+    """Run the whole lesson once and return the run folder, the trained model, its history and its metrics.
+
+    `data` may be an `Mnist` already loaded (the notebook and the tests pass one); otherwise `config.data` or
+    the default sources are used.
+    """
+    started = time.perf_counter()
+    started_at = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+    phase_started = time.perf_counter()
+    data = data or mnist_data.load_mnist(config.data)
+    # The tutorial's preparation: 28x28 grids become rows of 784 numbers in 0..1, labels become one-hot rows.
+    train_images = mnist_data.prepare_images(data.x_train)
+    train_labels = keras.utils.to_categorical(data.y_train, num_classes=10)
+    data_seconds = time.perf_counter() - phase_started
+    log(f"Training Dense({config.hidden_units}, relu) -> Dense(10, softmax) on {len(train_images)} digits "
+        f"({data.source}): {config.epochs} epochs, batch {config.batch_size}, {config.optimizer}, seed {seed}")
+
+    # One seed drives the initial weights, the shuffling and the validation split, so a run can be repeated.
+    keras.utils.set_random_seed(seed)
+    model = firstnet_model.build_model(hidden_units=config.hidden_units)
+    firstnet_model.compile_model(model, optimizer=config.optimizer, learning_rate=config.learning_rate)
+
+    phase_started = time.perf_counter()
+    interrupted = False
+    try:
+        model.fit(train_images, train_labels, epochs=config.epochs, batch_size=config.batch_size,
+                  validation_split=config.validation_split, verbose=config.verbose)
+    except KeyboardInterrupt:
+        # A learner who stops training early still gets the model trained so far, evaluated and saved.
+        interrupted = True
+        print("\nInterrupted: evaluating and saving the model as trained so far (Ctrl-C again to abandon it).")
+    fit_seconds = time.perf_counter() - phase_started
+    history = {key: [float(value) for value in values] for key, values in model.history.history.items()}
+
+    phase_started = time.perf_counter()
+    scores = evaluate.evaluate_model(model, data.x_test, data.y_test, verbose=config.verbose)
+    evaluate_seconds = time.perf_counter() - phase_started
+
+    metrics = {
+        "test_accuracy": scores["test_accuracy"],
+        "test_loss": scores["test_loss"],
+        "train_accuracy": history["accuracy"][-1] if history.get("accuracy") else None,
+        "train_loss": history["loss"][-1] if history.get("loss") else None,
+        "epochs": config.epochs,
+        "epochs_completed": len(history.get("loss", [])),
+        "interrupted": interrupted,
+        "batch_size": config.batch_size,
+        "hidden_units": config.hidden_units,
+        "optimizer": config.optimizer,
+        "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+        "validation_split": config.validation_split,
+        "seed": seed,
+        "backend": keras.backend.backend(),
+        "versions": versions(),
+        "data_source": data.source,
+        "data_full": data.is_full,
+        "train_samples": int(len(data.x_train)),
+        "test_samples": int(len(data.x_test)),
+        "confusion": scores["confusion"].tolist(),
+        "data_seconds": data_seconds,
+        "fit_seconds": fit_seconds,
+        "evaluate_seconds": evaluate_seconds,
+        "started_at": started_at,
+        "run_dir": str(run_dir),
+    }
+    save_run(run_dir, model, history, metrics, started)
+    return TrainResult(run_dir=run_dir, model=model, history=history, metrics=metrics)
+
+
+def save_run(run_dir, model, history, metrics, started):
+    """Write a run folder, each file atomically: model.keras, history.json, curves.png, confusion.png, metrics.json.
+
+    `metrics` must hold "confusion"; this adds save_seconds, finished_at and total_seconds (from `started`, a
+    time.perf_counter() value). metrics.json is written last: its presence marks the run as complete.
+    """
+    phase_started = time.perf_counter()
+    runs.save_model(model, run_dir / "model.keras")
+    runs.write_json(run_dir / "history.json", history)
+    runs.save_figure(plots.curves_figure(history), run_dir / "curves.png")
+    runs.save_figure(plots.confusion_figure(np.asarray(metrics["confusion"])), run_dir / "confusion.png")
+    metrics["save_seconds"] = time.perf_counter() - phase_started
+    metrics["finished_at"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    metrics["total_seconds"] = time.perf_counter() - started
+    runs.write_json(run_dir / "metrics.json", metrics)
