@@ -138,6 +138,8 @@ def command_train(args):
                                optimizer=args.optimizer, learning_rate=args.learning_rate,
                                validation_split=args.validation_split, seed=args.seed, data=args.data,
                                run_dir=args.run_dir, verbose=0 if args.quiet else 1)
+    # This process never uses Keras's scikit-learn wrappers or pandas inputs: skip importing them (about 1 s).
+    train.LEAN_KERAS_IMPORT = True
     result = train.train(config, log=None if args.quiet else print)
     print_scores(result.metrics["test_accuracy"], result.metrics["test_loss"])
     if not args.quiet:
@@ -205,6 +207,56 @@ def command_runs(args):
               f"{'full MNIST' if metrics.get('data_full') else metrics.get('data_source', '?')}")
 
 
+def port_number(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number, like 8000") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a port from 1 to 65535, or 0 for any free port")
+    return value
+
+
+def command_serve(args):
+    from firstnet.web import server
+
+    server.serve(model=args.model, host=args.host, port=args.port, runs_root=args.root, train=args.train)
+
+
+def command_scratch(args):
+    from firstnet import scratch, train
+
+    config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, hidden_units=args.hidden_units,
+                               optimizer=args.optimizer, learning_rate=args.learning_rate,
+                               validation_split=args.validation_split, seed=args.seed, data=args.data,
+                               run_dir=args.run_dir, verbose=0 if args.quiet else 1)
+    result = scratch.train(config, log=None if args.quiet else print)
+    print_scores(result.metrics["test_accuracy"], result.metrics["test_loss"])
+    if not args.quiet:
+        print(f"saved {result.run_dir}/ (model.keras, metrics.json, history.json, curves.png, confusion.png) "
+              f"in {result.metrics['total_seconds']:.1f} s")
+        print(f"next: firstnet evaluate {result.run_dir}   or compare with Keras: firstnet train --seed {result.metrics['seed']}")
+
+
+def command_tensors(args):
+    from firstnet import data as mnist_data, tensors
+
+    if args.out is not None:
+        tensors.figure_folder(args.out)
+    found = tensors.examples(mnist_data.load_mnist(args.data))
+    print(tensors.format_table(found))
+    if args.out is not None:
+        written = tensors.save_figures(found, args.out)
+        print("\nsaved " + ", ".join(str(path) for path in written))
+
+
+def command_look(args):
+    from firstnet import look
+
+    summary = look.look(args.run_dir, data_path=args.data, root=args.root)
+    print(look.format_summary(summary))
+
+
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback when something goes wrong")
@@ -245,6 +297,32 @@ def build_parser():
     runs = commands.add_parser("runs", parents=[common], help="list past training runs")
     runs.add_argument("--root", default="runs", help="folder holding the runs (default runs)")
     runs.set_defaults(handler=command_runs)
+
+    serve = commands.add_parser("serve", parents=[common], help="the draw-a-digit web page, on this computer")
+    serve.add_argument("--model", metavar="RUN_DIR", help="a run folder or model.keras (default: the newest run)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
+    serve.add_argument("--port", type=port_number, default=8000, help="port to listen on (default 8000; 0: any free port)")
+    serve.add_argument("--root", default="runs", help="folder holding the runs (default runs)")
+    serve.add_argument("--train", action="store_true",
+                       help="with no trained model yet, train one now with the tutorial's recipe (the page shows progress)")
+    serve.set_defaults(handler=command_serve)
+    scratch = commands.add_parser("scratch", parents=[common],
+                                  help="the same network trained by a from-scratch NumPy twin; same run folder as train")
+    add_train_flags(scratch)
+    scratch.set_defaults(handler=command_scratch)
+    tensors = commands.add_parser("tensors", parents=[common],
+                                  help="the tutorial's tensor vocabulary (scalar to 5-D video) with real MNIST arrays")
+    tensors.add_argument("--out", type=pathlib.Path, metavar="DIR",
+                         help="also save figures here: vocabulary.png, images.png, video_filmstrip.png, video.gif")
+    add_data_flag(tensors)
+    tensors.set_defaults(handler=command_tensors)
+
+    look = commands.add_parser("look", parents=[common],
+                               help="look inside a trained run: weights, worst mistakes, learned representation")
+    look.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (default: the newest run)")
+    look.add_argument("--root", default="runs", help="folder holding the runs, for the default (default runs)")
+    add_data_flag(look)
+    look.set_defaults(handler=command_look)
     return parser
 
 

@@ -7,6 +7,7 @@ import os
 import pathlib
 import socket
 import sys
+import warnings
 
 import numpy as np
 
@@ -48,9 +49,10 @@ def load_mnist(path=None, *, announce=None):
     `announce` receives one line when the bundled subset is used (default: print to stderr).
     """
     announce = announce or (lambda line: print(line, file=sys.stderr))
-    path = path or os.environ.get("FIRSTNET_DATA") or None
     if path:
         return load_path(path)
+    if os.environ.get("FIRSTNET_DATA"):
+        return load_path(os.environ["FIRSTNET_DATA"], origin="FIRSTNET_DATA")
     cached = keras_cache_path()
     if cached.is_file():
         return load_npz(cached)
@@ -60,7 +62,7 @@ def load_mnist(path=None, *, announce=None):
         try:
             return download()
         except Exception as error:  # Any failure to download means: fall back, and say why.
-            reason = f"download failed ({str(error).splitlines()[0][:120]})"
+            reason = f"download failed ({first_line(error)})"
     data = load_bundled_subset()
     announce(
         f"firstnet: MNIST not in keras's cache and {reason}; using the {len(data.x_train) + len(data.x_test):,} real "
@@ -88,13 +90,32 @@ def download(timeout_seconds=30):
     return validated(x_train, y_train, x_test, y_test, source=f"keras download, cached at {keras_cache_path()}")
 
 
-def load_path(path):
-    """Load MNIST from a file or folder in one of four formats, chosen by what is there."""
+def first_line(error):
+    """An exception as one short line, for messages that must stay one line."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+
+
+def load_path(path, origin="--data"):
+    """Load MNIST from a file or folder in one of four formats, chosen by what is there.
+
+    `origin` names where the path came from (the --data flag or the FIRSTNET_DATA variable), so that a
+    learner who set the variable long ago is told where the wrong path is set.
+    """
     path = pathlib.Path(path).expanduser()
+    try:
+        return _load_path(path, origin)
+    except UserError as error:
+        if origin == "--data" or str(error).startswith(origin):
+            raise
+        raise UserError(f"{error} (this path comes from {origin}: fix it, or unset {origin} to use keras's "
+                        "cache, a download or the bundled digits)") from error
+
+
+def _load_path(path, origin):
     if path.is_file():
         return load_npz(path)
     if not path.is_dir():
-        raise UserError(f"--data {path}: no such file or folder; give a mnist.npz, or a folder of IDX, PNG or CSV files")
+        raise UserError(f"{origin} {path}: no such file or folder; give a mnist.npz, or a folder of IDX, PNG or CSV files")
     if (path / "training").is_dir() or (path / "testing").is_dir():
         return load_png_folder(path)
     if (path / "mnist_train.csv").is_file() or (path / "mnist_test.csv").is_file():
@@ -102,7 +123,7 @@ def load_path(path):
     if any(path.glob("*-idx[13]-ubyte*")):
         return load_idx_folder(path)
     raise UserError(
-        f"--data {path}: found no MNIST here; expected mnist.npz, LeCun's IDX files (train-images-idx3-ubyte...), "
+        f"{origin} {path}: found no MNIST here; expected mnist.npz, LeCun's IDX files (train-images-idx3-ubyte...), "
         "training/ and testing/ PNG folders, or mnist_train.csv and mnist_test.csv"
     )
 
@@ -110,7 +131,13 @@ def load_path(path):
 def load_npz(path):
     """Keras's own format: an .npz with x_train, y_train, x_test, y_test."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+    except Exception as error:
+        raise UserError(f"{path}: cannot read it as .npz ({first_line(error)}); is the file complete? Download it again") from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise UserError(f"{path}: holds one array (.npy), not keras's mnist.npz with x_train, y_train, x_test, y_test")
+    try:
+        with archive:
             missing = [key for key in ("x_train", "y_train", "x_test", "y_test") if key not in archive.files]
             if missing:
                 raise UserError(f"{path}: not a keras MNIST .npz, missing {', '.join(missing)}; use the file from keras's cache")
@@ -118,7 +145,7 @@ def load_npz(path):
     except UserError:
         raise
     except Exception as error:
-        raise UserError(f"{path}: cannot read it as .npz ({error}); is the file complete? Download it again") from error
+        raise UserError(f"{path}: cannot read it as .npz ({first_line(error)}); is the file complete? Download it again") from error
     return validated(*arrays, source=str(path))
 
 
@@ -128,7 +155,7 @@ def _read_maybe_gzip(path):
         with opener(path, "rb") as stream:
             return stream.read()
     except (OSError, EOFError) as error:
-        raise UserError(f"{path}: cannot read it ({error}); download the file again") from error
+        raise UserError(f"{path}: cannot read it ({first_line(error)}); download the file again") from error
 
 
 def _idx_array(folder, stem, magic, item_shape):
@@ -143,7 +170,8 @@ def _idx_array(folder, stem, magic, item_shape):
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(1 + len(item_shape))]
     if tuple(dims[1:]) != item_shape or len(raw) != header_size + int(np.prod(dims)):
         raise UserError(f"{found}: header says shape {tuple(dims)} but the file holds {len(raw) - header_size} bytes")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(dims)
+    # A copy, so that the arrays can be changed like those keras returns (frombuffer's are read-only).
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(dims).copy()
 
 
 def load_idx_folder(folder):
@@ -176,13 +204,17 @@ def _png_split(split_folder):
     if not entries:
         raise UserError(f"{split_folder}: no PNG files found under its 0..9 folders")
     entries.sort()
+    indices = [index for index, _, _ in entries]
+    if len(set(indices)) != len(indices):
+        duplicate = next(index for index, following in zip(indices, indices[1:]) if index == following)
+        raise UserError(f"{split_folder}: {duplicate}.png appears under two labels; each index may appear once")
     images = np.empty((len(entries), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     for row, (_, _, file) in enumerate(entries):
         try:
             with Image.open(file) as image:
                 pixels = np.asarray(image.convert("L"))
         except Exception as error:
-            raise UserError(f"{file}: not a readable PNG ({error})") from error
+            raise UserError(f"{file}: not a readable PNG ({first_line(error)})") from error
         if pixels.shape != (IMAGE_SIZE, IMAGE_SIZE):
             raise UserError(f"{file}: is {pixels.shape[1]}x{pixels.shape[0]} pixels, MNIST digits are 28x28")
         images[row] = pixels
@@ -200,13 +232,19 @@ def load_png_folder(folder):
 def _csv_split(file):
     if not file.is_file():
         raise UserError(f"{file}: missing; a CSV MNIST folder has mnist_train.csv and mnist_test.csv")
-    with open(file, "r", encoding="utf-8", errors="replace") as stream:
-        first_line = stream.readline()
-    has_header = any(character.isalpha() for character in first_line)
+    with open(file, "r", encoding="utf-8-sig", errors="replace") as stream:
+        opening_line = stream.readline()
+    # A header names its columns ("label,1x1,..."); a digit's row starts with its label. Looking at the first
+    # field only means a stray letter later in a data row is reported, not silently skipped as a "header".
+    has_header = not opening_line.split(",")[0].strip().strip('"').isdigit()
     try:
-        table = np.loadtxt(file, delimiter=",", dtype=np.int64, skiprows=1 if has_header else 0, ndmin=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # An empty file is reported below as one clear line, not a warning.
+            table = np.loadtxt(file, delimiter=",", dtype=np.int64, skiprows=1 if has_header else 0, ndmin=2)
     except ValueError as error:
-        raise UserError(f"{file}: not a table of integers ({str(error).splitlines()[0]})") from error
+        raise UserError(f"{file}: not a table of whole numbers ({first_line(error)})") from error
+    if table.shape[0] == 0:
+        raise UserError(f"{file}: holds no digits; each row should be a label and 784 pixels")
     if table.shape[1] != 1 + IMAGE_SIZE * IMAGE_SIZE:
         raise UserError(f"{file}: rows have {table.shape[1]} columns, expected 785 (the label, then 784 pixels)")
     return table[:, 1:].reshape(-1, IMAGE_SIZE, IMAGE_SIZE), table[:, 0]

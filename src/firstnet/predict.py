@@ -11,22 +11,32 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 MAX_SIDE = 4096
 DIGIT_BOX = 20  # MNIST fitted each digit into a 20x20 box, then centred its mass in a 28x28 field.
 FIELD = 28
+MNIST_STROKE_WIDTH = 2.5  # Measured with `stroke_width`: 95% of MNIST's test digits have wider strokes.
+WORKING_SIDE = 1024  # Larger pictures are shrunk to this first; the digit ends up 20 pixels tall anyway.
 
 
 def open_image(source, name=None):
     """Open an image file or bytes with Pillow, refusing non-images and anything larger than 4096x4096.
 
     The size is read from the header before any pixel is decoded, so a small file that would decompress into
-    a huge image (a decompression bomb) is refused without using the memory.
+    a huge image (a decompression bomb) is refused without using the memory. A phone photo is turned upright
+    as its EXIF orientation says, the way a photo viewer shows it.
     """
-    from PIL import Image
+    import warnings
+
+    from PIL import Image, ImageOps
 
     name = name or str(source)
     stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     try:
-        image = Image.open(stream)
+        with warnings.catch_warnings():
+            # Pillow warns about huge images while reading the header; the size check below refuses them anyway.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(stream)
     except FileNotFoundError as error:
         raise UserError(f"{name}: no such file") from error
+    except Image.DecompressionBombError as error:
+        raise UserError(f"{name}: far too large an image; at most {MAX_SIDE}x{MAX_SIDE} pixels") from error
     except Exception as error:
         raise UserError(f"{name}: not an image Pillow can read; use a PNG, JPEG or BMP file") from error
     width, height = image.size
@@ -34,19 +44,28 @@ def open_image(source, name=None):
         raise UserError(f"{name}: {width}x{height} pixels is too large; at most {MAX_SIDE}x{MAX_SIDE}, a photo of one digit needs far less")
     try:
         image.load()
+        return ImageOps.exif_transpose(image)
     except Exception as error:
-        raise UserError(f"{name}: the image data is broken ({error}); save the picture again") from error
-    return image
+        raise UserError(f"{name}: the image data is broken ({_first_line(error)}); save the picture again") from error
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def to_grey(image):
-    """Greyscale 0..255 as float; transparent pixels count as white paper."""
+    """Greyscale 0..255 as float; transparent pixels become paper that contrasts with the strokes.
+
+    A drawing exported from a canvas is often strokes on a transparent background: black strokes need white
+    paper behind them, white strokes black paper, or the digit would vanish.
+    """
     from PIL import Image
 
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(paper, rgba)
+        opaque = np.asarray(rgba.convert("L"))[np.asarray(rgba)[..., 3] > 127]
+        paper_colour = (0, 0, 0, 255) if opaque.size and np.median(opaque) > 127 else (255, 255, 255, 255)
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, paper_colour), rgba)
     return np.asarray(image.convert("L"), dtype=np.float64)
 
 
@@ -62,22 +81,17 @@ def prepare_image(image):
     grey = to_grey(image) if isinstance(image, Image.Image) else np.asarray(image, dtype=np.float64)
     if grey.ndim != 2:
         raise UserError(f"expected a greyscale image, got an array of shape {grey.shape}")
-    if np.median(_border(grey)) > 127:
-        grey = 255.0 - grey  # Dark ink on light paper: make the ink the bright part, as in MNIST.
-    # The paper is rarely pure black after inversion (shadows, grey paper): subtract its level and stretch.
-    ink = np.clip(grey - np.median(_border(grey)), 0, None)
-    if ink.max() < 32:
-        raise UserError("found no digit in the image: it looks blank; draw or photograph a dark digit on light paper")
-    ink = ink * (255.0 / ink.max())
-    ink[ink < 0.15 * 255] = 0  # Faint noise far from the stroke would move the crop and the centre of mass.
+    if max(grey.shape) > WORKING_SIDE:
+        # A phone photo has millions of pixels and the result has 784: shrink first, so that finding the paper
+        # and the ink takes a moment, not seconds and gigabytes.
+        factor = WORKING_SIDE / max(grey.shape)
+        size = (max(1, round(grey.shape[1] * factor)), max(1, round(grey.shape[0] * factor)))
+        grey = np.asarray(Image.fromarray(grey.astype(np.float32)).resize(size, Image.BOX), dtype=np.float64)
+    ink = ink_strength(grey)
     rows, columns = np.nonzero(ink)
     cropped = ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
-
-    height, width = cropped.shape
-    scale = DIGIT_BOX / max(height, width)
-    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = np.asarray(Image.fromarray(cropped.astype(np.float32)).resize(new_size, Image.LANCZOS))
-    resized = np.clip(resized, 0, 255)
+    resized = fit_in_box(cropped, DIGIT_BOX)
+    new_size = resized.shape[::-1]
 
     field = np.zeros((FIELD, FIELD), dtype=np.float64)
     top, left = (FIELD - new_size[1]) // 2, (FIELD - new_size[0]) // 2
@@ -85,8 +99,132 @@ def prepare_image(image):
     return center_of_mass_shift(field).round().astype(np.uint8)
 
 
+def fit_in_box(ink, box):
+    """Scale the cropped ink so its long side is `box` pixels, keeping the aspect ratio and MNIST's stroke width.
+
+    A pen line that is a few pixels wide in a big photo would shrink to a faint hair, unlike any MNIST digit,
+    so thin strokes are first made bold enough to be about as wide as MNIST's after the shrink.
+    """
+    from PIL import Image, ImageFilter
+
+    height, width = ink.shape
+    if max(height, width) > 4 * box:
+        # Shrink in two steps; the first, by averaging, keeps every stroke visible however thin it was.
+        factor = 4 * box / max(height, width)
+        size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        ink = np.asarray(Image.fromarray(ink.astype(np.float32)).resize(size, Image.BOX), dtype=np.float64)
+        ink = _stretch_strokes(ink)
+        height, width = ink.shape
+    scale = box / max(height, width)
+    missing_width = MNIST_STROKE_WIDTH / scale - stroke_width(ink > 0.15 * 255)
+    if missing_width >= 2:
+        size = 2 * int(round(missing_width / 2)) + 1  # A max filter of odd size k widens each stroke by k - 1.
+        # Pad first: a stroke on the edge of the crop (all of a "1") must be able to grow outwards too.
+        ink = np.pad(ink, size // 2)
+        ink = np.asarray(Image.fromarray(ink.astype(np.float32)).filter(ImageFilter.MaxFilter(size)), dtype=np.float64)
+        height, width = ink.shape
+        scale = box / max(height, width)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.clip(np.asarray(Image.fromarray(ink.astype(np.float32)).resize(new_size, Image.BILINEAR)), 0, 255)
+
+
+def stroke_width(mask):
+    """Average width of the strokes in pixels, about 2 x area / outline (a one-pixel line counts as 2)."""
+    padded = np.pad(mask, 1)
+    interior = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    outline = np.count_nonzero(mask & ~interior)
+    return 2 * np.count_nonzero(mask) / max(outline, 1)
+
+
+def _stretch_strokes(ink):
+    # MNIST's strokes are saturated at their core: stretch so that the typical core of a stroke reaches 255.
+    strokes = ink[ink >= 0.5 * ink.max()]
+    return np.clip(ink * (255.0 / np.percentile(strokes, 90)), 0, 255)
+
+
+def ink_strength(grey):
+    """How much ink is at each pixel, 0 (paper) to 255 (full stroke), whatever the paper and the lighting.
+
+    Raises UserError when there is no ink at all.
+    """
+    dark_ink = np.median(_border(grey)) > 127
+    if dark_ink:
+        grey = 255.0 - grey  # Dark ink on light paper: make the ink the bright part, as in MNIST.
+    # The paper is rarely pure black after inversion (grey paper, shadows, a lamp on one side): subtract its
+    # level at every pixel.
+    paper = paper_level(grey)
+    ink = np.clip(grey - paper, 0, None)
+    if ink.max() < 32:
+        raise UserError("found no digit in the image: it looks blank; draw or photograph a dark digit on light paper")
+    if dark_ink:
+        # Light falls on paper and ink alike, so the same ink looks darker where the page is brighter; what
+        # stays constant is the share of the paper's light that the ink swallows.
+        ink = ink / np.maximum(255.0 - paper, 32.0) * 255.0
+    ink = _stretch_strokes(ink)
+    ink[ink < 0.15 * 255] = 0  # Faint noise far from the stroke would move the crop and the centre of mass.
+    # A camera's grain leaves single bright specks that would stretch the crop; a stroke, even one pixel thin,
+    # always touches another inked pixel.
+    ink[~_has_inked_neighbour(ink > 0)] = 0
+    if not ink.any():
+        raise UserError("found no digit in the image, only specks; draw or photograph a dark digit on light paper")
+    return ink
+
+
+def _has_inked_neighbour(mask):
+    padded = np.pad(mask, 1)
+    height, width = mask.shape
+    neighbours = sum(padded[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width].astype(np.int8)
+                     for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0))
+    return neighbours > 0
+
+
 def _border(grey):
     return np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+
+
+def otsu_threshold(values):
+    """The level that best splits the values into two groups (Otsu's method): paper below, ink above."""
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-9:
+        return high
+    histogram, edges = np.histogram(values, bins=256, range=(low, high))
+    histogram = histogram.astype(np.float64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    below_count = np.cumsum(histogram)[:-1]
+    below_sum = np.cumsum(histogram * centres)[:-1]
+    above_count = histogram.sum() - below_count
+    below_mean = below_sum / np.maximum(below_count, 1)
+    above_mean = ((histogram * centres).sum() - below_sum) / np.maximum(above_count, 1)
+    between = below_count * above_count * (below_mean - above_mean) ** 2
+    return float(edges[1:-1][np.argmax(between)])
+
+
+def paper_level(grey, iterations=3, max_samples=20000):
+    """The paper's brightness at every pixel: a smooth quadratic surface fitted to the pixels that are not ink.
+
+    A photo is lit unevenly, so one grey level for the whole page would count the darker side of the paper
+    as ink. Otsu's threshold tells ink from paper; it is applied again to what is left after each fit, because
+    before the first fit the lighting itself can look like ink.
+    """
+    height, width = grey.shape
+
+    def terms(row, column):
+        y, x = row / max(height - 1, 1) - 0.5, column / max(width - 1, 1) - 0.5
+        return np.stack(np.broadcast_arrays(np.ones_like(x * y), x, y, x * x, x * y, y * y), axis=-1)
+
+    all_rows, all_columns = np.indices(grey.shape, sparse=True)
+    level = np.full_like(grey, np.median(_border(grey)))
+    for _ in range(iterations):
+        residual = grey - level
+        rows, columns = np.nonzero(residual <= otsu_threshold(residual))
+        if len(rows) < 6:
+            break
+        # A few thousand paper pixels pin down six coefficients; fitting them all would only cost time.
+        step = max(1, len(rows) // max_samples)
+        rows, columns = rows[::step], columns[::step]
+        coefficients, *_ = np.linalg.lstsq(terms(rows, columns), grey[rows, columns], rcond=None)
+        level = terms(all_rows, all_columns) @ coefficients
+    return level
 
 
 def center_of_mass_shift(field):
@@ -127,10 +265,19 @@ def predict_digits(model, prepared):
     return np.asarray(model.predict(mnist_data.prepare_images(np.asarray(prepared)), verbose=0))
 
 
+def prepare_file(path):
+    """`prepare_image` for a file; its errors name the file, which matters when a folder holds many."""
+    image = open_image(path)
+    try:
+        return prepare_image(image)
+    except UserError as error:
+        raise UserError(f"{path}: {error}") from error
+
+
 def predict_files(model, paths):
     """Prepare and classify image files; return one dict per file with the digit, probabilities and input."""
     files = image_files(paths)
-    prepared = np.stack([prepare_image(open_image(file)) for file in files])
+    prepared = np.stack([prepare_file(file) for file in files])
     probabilities = predict_digits(model, prepared)
     return [
         {"file": str(file), "digit": int(row.argmax()), "probabilities": [float(p) for p in row], "input": image}

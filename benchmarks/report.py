@@ -1,0 +1,160 @@
+"""Turn the benchmark's raw numbers into benchmarks/RESULTS.md: the table, the goals, the phases, the machine."""
+
+import statistics
+
+# The issue's goals for `firstnet train` with the seed recipe.
+FIT_OVER_FLOOR = 1.3
+WHOLE_OVER_TORCH = 0.5
+WHOLE_OVER_KERAS_TF = 0.3
+ACCURACY = 0.978
+HELP_SECONDS = 0.3
+
+PHASES = ("import_seconds", "data_seconds", "compile_seconds", "fit_seconds", "evaluate_seconds", "save_seconds",
+          "total_seconds")
+
+
+def median(values):
+    values = [value for value in values if value is not None]
+    return statistics.median(values) if values else None
+
+
+def spread(values, digits=2):
+    """'median (min-max)' of the values, or '-' when there are none."""
+    values = [value for value in values if value is not None]
+    if not values:
+        return "-"
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def summarize(runs):
+    """Per variant: the lists of whole-process seconds, fit seconds, accuracies, peak memory, and medians."""
+    summary = {}
+    for run in runs:
+        if run.get("returncode") != 0:
+            continue
+        entry = summary.setdefault(run["variant"], {"whole": [], "fit": [], "accuracy": [], "rss_mb": [], "phases": {}})
+        entry["whole"].append(run["wall_seconds"])
+        entry["fit"].append(run["result"].get("fit_seconds"))
+        entry["accuracy"].append(run["result"].get("test_accuracy"))
+        entry["rss_mb"].append(run["maxrss_kb"] / 1024)
+        for phase in PHASES:
+            if phase in run["result"]:
+                entry["phases"].setdefault(phase, []).append(run["result"][phase])
+    for entry in summary.values():
+        entry["whole_median"] = median(entry["whole"])
+        entry["fit_median"] = median(entry["fit"])
+        entry["accuracy_median"] = median(entry["accuracy"])
+    return summary
+
+
+def goals(results, summary):
+    """Each goal of the issue: (what, target, measured, met)."""
+    found = []
+    ours = summary.get("firstnet")
+    floors = results["floors"]
+    if ours:
+        for label, floor in (("workload's own shapes", floors["fit_at_step_rates"]),
+                             ("large square sgemm", floors["fit_at_square_rate"])):
+            ratio = ours["fit_median"] / floor
+            found.append((f"fit <= {FIT_OVER_FLOOR}x the float32 floor ({label}: {floor:.2f} s)",
+                          f"<= {FIT_OVER_FLOOR * floor:.2f} s", f"{ours['fit_median']:.2f} s = {ratio:.2f}x",
+                          ratio <= FIT_OVER_FLOOR))
+        for peer, limit in (("torch_loop", WHOLE_OVER_TORCH), ("seed_keras_tf", WHOLE_OVER_KERAS_TF)):
+            if peer in summary:
+                ratio = ours["whole_median"] / summary[peer]["whole_median"]
+                found.append((f"whole process <= {limit}x {results['variants'][peer]['label']}",
+                              f"<= {limit * summary[peer]['whole_median']:.2f} s",
+                              f"{ours['whole_median']:.2f} s = {ratio:.2f}x", ratio <= limit))
+        found.append((f"median test accuracy over {len(ours['accuracy'])} seeds >= {ACCURACY}", f">= {ACCURACY}",
+                      f"{ours['accuracy_median']:.4f}", ours["accuracy_median"] >= ACCURACY))
+    if results.get("help_seconds"):
+        help_median = median(results["help_seconds"])
+        found.append((f"`firstnet --help` <= {HELP_SECONDS} s", f"<= {HELP_SECONDS} s", f"{help_median:.3f} s",
+                      help_median <= HELP_SECONDS))
+    return found
+
+
+def render(results):
+    """RESULTS.md as text."""
+    summary = summarize(results["runs"])
+    machine, floors, ceiling = results["machine"], results["floors"], results["ceiling"]
+    baseline = summary.get("firstnet", {}).get("whole_median")
+    lines = [
+        "# Benchmark: the seed recipe, firstnet against its peers",
+        "",
+        f"Produced by `{results['command']}` on {results['date']}.",
+        "",
+        "Seed recipe everywhere: Dense(512, relu) -> Dense(10, softmax), RMSprop (lr 0.001, rho 0.9), categorical "
+        f"cross-entropy, {results['epochs']} epochs, batch 128, the real MNIST ({results['data']}). Runs alternate "
+        f"round-robin, {results['runs_per_variant']} per variant after one untimed warm-up each; seed = round number. "
+        "*Whole process* is the wall time of the command, from start to exit, measured by the benchmark; *fit* is "
+        "what the program itself reports for training (firstnet: `fit_seconds` in metrics.json, compile included).",
+        "",
+        "| variant | whole process s, median (min-max) | fit s, median (min-max) | test accuracy, median (min-max) "
+        "| peak memory MB | whole process vs firstnet |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, variant in results["variants"].items():
+        entry = summary.get(name)
+        if not entry:
+            lines.append(f"| {variant['label']} | failed: see results.json | | | | |")
+            continue
+        ratio = f"{entry['whole_median'] / baseline:.2f}x" if baseline else "-"
+        lines.append(f"| {variant['label']} | {spread(entry['whole'])} | {spread(entry['fit'])} | "
+                     f"{spread(entry['accuracy'], 4)} | {median(entry['rss_mb']):.0f} | {ratio} |")
+    lines += ["", "## Goals (issue 3)", "", "| goal | target | measured | met |", "|---|---|---|---|"]
+    for what, target, measured, met in goals(results, summary):
+        lines.append(f"| {what} | {target} | {measured} | {'yes' if met else '**no**'} |")
+    lines += [
+        "",
+        "## Where firstnet's time goes (medians, seconds, from metrics.json)",
+        "",
+        "Data loads in a thread while Keras imports, so `data` overlaps `import`; `fit` includes `compile`. "
+        "*Interpreter and CLI* is the whole process minus firstnet's own `total`.",
+        "",
+        "| variant | import | data (overlapped) | compile | fit | evaluate | save | total | whole process "
+        "| interpreter and CLI |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("firstnet", "firstnet_cold_cache"):
+        entry = summary.get(name)
+        if not entry:
+            continue
+        phases = {phase: median(values) for phase, values in entry["phases"].items()}
+        cells = [f"{phases[phase]:.2f}" if phases.get(phase) is not None else "-" for phase in PHASES]
+        outside = entry["whole_median"] - phases["total_seconds"] if phases.get("total_seconds") else None
+        lines.append(f"| {results['variants'][name]['label']} | {' | '.join(cells)} | {entry['whole_median']:.2f} | "
+                     f"{outside:.2f} |" if outside is not None else "| - |")
+    lines += [
+        "",
+        "## The float32 ceiling and the floor it sets",
+        "",
+        f"NumPy matrix products on all {machine['cores']} cores: a {ceiling['square_size']}x{ceiling['square_size']} "
+        f"sgemm runs at **{ceiling['square_gflops']:.0f} GFLOP/s**. The recipe's training is "
+        f"{floors['train_gflop']:.1f} GFLOP (plus {floors['evaluate_gflop']:.1f} GFLOP to evaluate), so fit cannot "
+        f"take less than **{floors['fit_at_square_rate']:.2f} s** at that rate, or "
+        f"**{floors['fit_at_step_rates']:.2f} s** with each product of a step at the rate NumPy reaches for its own "
+        f"shape ({floors['step_rate_gflops']:.0f} GFLOP/s on average):",
+        "",
+        "| product of one training step (m x k @ k x n) | GFLOP/s |",
+        "|---|---|",
+    ]
+    for product in ceiling["products"]:
+        lines.append(f"| {product['name']} ({product['m']}x{product['k']} @ {product['k']}x{product['n']}) | "
+                     f"{product['gflops']:.0f} |")
+    lines.append(f"| evaluation: 1024x784 @ 784x512 | {ceiling['evaluate_gflops']:.0f} |")
+    load = results["load"]
+    lines += [
+        "",
+        "## Machine and versions",
+        "",
+        f"- CPU: {machine['cpu']}, {machine['cores']} cores; memory {machine['memory_gb']:.0f} GB; {machine['os']}",
+        f"- Load average (1 min) during the timed runs: {load['min']:.2f} to {load['max']:.2f} "
+        f"(median {load['median']:.2f}); other work on this machine slows every variant alike, since runs alternate.",
+        f"- `firstnet --help`: {spread(results.get('help_seconds') or [], 3)} s over {len(results.get('help_seconds') or [])} runs",
+    ]
+    for name, variant in results["variants"].items():
+        versions = ", ".join(f"{key} {value}" for key, value in sorted(variant.get("versions", {}).items()))
+        lines.append(f"- {variant['label']}: `{variant['command']}`; {versions}")
+    lines += ["", f"Raw numbers: `{results['json_name']}`.", ""]
+    return "\n".join(lines)

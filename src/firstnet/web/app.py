@@ -1,0 +1,161 @@
+"""The web playground's FastAPI app: the page, `POST /api/predict`, `GET /api/model`, `POST /api/train`, and offline docs."""
+
+import base64
+import binascii
+import contextlib
+import json
+import pathlib
+
+import fastapi
+import fastapi_offline
+from fastapi import responses, staticfiles
+from starlette import concurrency
+
+from firstnet import __version__, runs
+from firstnet.errors import UserError
+from firstnet.web import limits, network as web_network, trainer as web_trainer
+
+STATIC = pathlib.Path(__file__).parent / "static"
+# The page loads nothing from elsewhere; the browser is told so, which also proves it in a classroom without internet.
+PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+               "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+IMAGE_FIELD = "file"
+
+PREDICT_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": [IMAGE_FIELD],
+                "properties": {IMAGE_FIELD: {"type": "string", "format": "binary", "description": "a PNG, JPEG or BMP picture of one digit"}},
+            }
+        },
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {"image": {"type": "string", "description": "base64 PNG, optionally as a data: URL"}},
+            }
+        },
+    },
+}
+
+
+class Playground:
+    """What the app holds between requests: the loaded network (or None) and the background trainer."""
+
+    def __init__(self, model_path, runs_root, train_flags, announce):
+        self.runs_root = runs_root
+        self.network = web_network.load_network(model_path, runs_root)
+        self.trainer = web_trainer.Trainer(runs_root, self.load, flags=train_flags, announce=announce)
+
+    def load(self, run_dir):
+        self.network = web_network.load_network(run_dir, self.runs_root)
+
+    def model_info(self):
+        network = self.network
+        info = network.info() if network is not None else {"loaded": False}
+        info["training"] = self.trainer.status()
+        info["train_command"] = web_trainer.TRAIN_COMMAND
+        info["runs_root"] = str(self.runs_root)
+        return info
+
+
+def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start=False, train_flags=(), announce=None):
+    """The playground app for `model_path` (a run folder or .keras file) or, by default, the newest run in `runs_root`.
+
+    With no trained model the app still starts: the page says so and offers `firstnet train` or a button that
+    trains one (`POST /api/train`); `train_on_start` starts that training as soon as the server runs.
+    `train_flags` are extra `firstnet train` flags (tests use a short run); `announce` receives progress lines.
+    """
+    playground = Playground(model_path, runs_root, train_flags, announce)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        if train_on_start and playground.network is None:
+            playground.trainer.start()
+        yield
+        playground.trainer.stop()
+
+    # FastAPIOffline serves Swagger UI's files from the fastapi-offline package instead of a CDN: /docs works offline.
+    app = fastapi_offline.FastAPIOffline(
+        title="firstnet playground",
+        version=__version__,
+        description="Draw a digit, and see what the tutorial's network answers. The page is at `/`.",
+        redoc_url=None,
+        lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    app.state.playground = playground
+    app.add_middleware(limits.BodyLimit, max_bytes=limits.MAX_BODY_BYTES)
+    app.mount("/static", staticfiles.StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return responses.FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_POLICY,
+                                                                      "Cache-Control": "no-cache"})
+
+    @app.get("/api/model", summary="The loaded model, its test accuracy, and any training in progress")
+    def model_info():
+        return playground.model_info()
+
+    @app.post("/api/train", status_code=202, summary="Train a model with the tutorial's recipe in the background")
+    def train():
+        if not playground.trainer.start():
+            raise fastapi.HTTPException(409, "a model is already training; follow it with GET /api/model")
+        return playground.model_info()
+
+    @app.post("/api/predict", summary="Read the digit in a picture", openapi_extra={"requestBody": PREDICT_BODY},
+              responses={413: {"description": "body over 2 MB"}, 422: {"description": "not an image, too large, or blank"},
+                         503: {"description": "no trained model yet"}})
+    async def predict_digit(request: fastapi.Request):
+        """Answer with `digit`, the ten `probabilities`, the 28x28 `input` the network saw (0..255), and the
+        strongest `hidden` units, each with its first-layer weights as a 28x28 picture and its votes for each digit."""
+        image_bytes, name = await read_image(request)
+        network = playground.network
+        if network is None:
+            raise fastapi.HTTPException(503, f"no trained model yet: run `{web_trainer.TRAIN_COMMAND}` and restart "
+                                             "`firstnet serve`, or press “Train one now” on the page")
+        try:
+            # Decoding and the network's arithmetic are CPU work: keep them off the event loop.
+            answer = await concurrency.run_in_threadpool(network.analyse, image_bytes, name)
+        except UserError as error:
+            raise fastapi.HTTPException(422, str(error)) from None
+        # The answer is plain JSON already; FastAPI's generic encoder would walk its 7,000 numbers one by one.
+        return responses.JSONResponse(answer)
+
+    return app
+
+
+async def read_image(request):
+    """The picture's bytes and a name for messages, from a multipart `file` field or JSON {"image": base64}."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        # Used as a context manager, the form closes its spooled upload files when the block ends.
+        async with request.form(max_files=1, max_fields=10) as form:
+            upload = form.get(IMAGE_FIELD)
+            if upload is None or isinstance(upload, str):
+                raise fastapi.HTTPException(422, f"no file in the form: send the picture in a field named `{IMAGE_FIELD}`")
+            return await upload.read(), upload.filename or "upload"
+    if content_type == "application/json":
+        try:
+            encoded = json.loads(await request.body())["image"]
+        except (ValueError, TypeError, KeyError):
+            raise fastapi.HTTPException(422, 'expected JSON like {"image": "<base64 PNG>"}') from None
+        if not isinstance(encoded, str):
+            raise fastapi.HTTPException(422, '"image" must be a string of base64 (a data: URL is fine too)')
+        return decode_base64_image(encoded), 'the "image" field'
+    raise fastapi.HTTPException(415, f"send multipart/form-data with a `{IMAGE_FIELD}` field, or JSON {{\"image\": base64}}")
+
+
+def decode_base64_image(encoded):
+    """Bytes from base64 text, with or without a `data:image/png;base64,` prefix (what canvas.toDataURL gives)."""
+    if encoded.startswith("data:"):
+        header, _, encoded = encoded.partition(",")
+        if not header.endswith(";base64"):
+            raise fastapi.HTTPException(422, "the data: URL must be base64-encoded (data:image/png;base64,...)")
+    try:
+        return base64.b64decode("".join(encoded.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise fastapi.HTTPException(422, '"image" is not valid base64') from None

@@ -1,0 +1,111 @@
+"""The network the page talks to: one loaded model, its run's facts, and what it makes of one picture."""
+
+import pathlib
+import threading
+
+import numpy as np
+
+from firstnet import predict, runs
+from firstnet import data as mnist_data
+from firstnet.errors import UserError
+
+TOP_UNITS = 8
+
+
+class Network:
+    """A loaded model plus a lock: Keras does not promise that `predict` is thread-safe, so calls take turns."""
+
+    def __init__(self, model, model_path):
+        self.model = model
+        self.model_path = pathlib.Path(model_path)
+        self.metrics = runs.read_metrics(self.model_path.parent) or {}
+        self.lock = threading.Lock()
+        # The hidden layer's weights are copied out once: reading them per request would go through the backend.
+        self.hidden_weights, self.hidden_biases = _layer_weights(model, "hidden")
+        self.digit_weights, _ = _layer_weights(model, "digits")
+        # The first call compiles the predict function; pay that now, not on a learner's first stroke.
+        self.probabilities(np.zeros((predict.FIELD, predict.FIELD), dtype=np.uint8))
+
+    def info(self):
+        """What the page shows about the model: where it came from and how well it did on the test digits."""
+        return {
+            "loaded": True,
+            "model_path": str(self.model_path),
+            "run": str(self.model_path.parent) if self.metrics else None,
+            "test_accuracy": self.metrics.get("test_accuracy"),
+            "epochs": self.metrics.get("epochs_completed", self.metrics.get("epochs")),
+            "hidden_units": None if self.hidden_weights is None else int(self.hidden_weights.shape[1]),
+            "data_source": self.metrics.get("data_source"),
+            "finished_at": self.metrics.get("finished_at"),
+        }
+
+    def probabilities(self, prepared):
+        """The ten probabilities for one prepared 28x28 digit, computed by the same function as `firstnet predict`."""
+        with self.lock:
+            return predict.predict_digits(self.model, prepared[np.newaxis])[0]
+
+    def analyse(self, image_bytes, name):
+        """Everything the page shows for one picture: the answer, the ten probabilities, the input, the hidden units."""
+        image = predict.open_image(image_bytes, name=name)
+        grey = predict.to_grey(image)
+        if grey.max() - grey.min() < 32:
+            raise UserError("the picture is blank: draw a digit first (or upload a photo of one)")
+        prepared = predict.prepare_image(image)
+        probabilities = self.probabilities(prepared)
+        answer = {
+            "digit": int(probabilities.argmax()),
+            "probabilities": [float(value) for value in probabilities],
+            "input": prepared.astype(int).tolist(),
+        }
+        answer.update(self.strongest_units(prepared))
+        return answer
+
+    def strongest_units(self, prepared):
+        """The hidden units that fire most for this digit, each with the pixel pattern it looks for.
+
+        A hidden unit computes relu(pixels . weights + bias); its 784 first-layer weights, drawn as a 28x28 picture,
+        show which pixels excite it (positive) and which inhibit it (negative). Its ten second-layer weights say
+        which digits it votes for.
+        """
+        if self.hidden_weights is None:
+            return {"hidden": [], "active_units": None, "hidden_units": None}
+        pixels = mnist_data.prepare_images(prepared[np.newaxis])[0]
+        activations = np.maximum(pixels @ self.hidden_weights + self.hidden_biases, 0.0)
+        strongest = np.argsort(-activations, kind="stable")[:TOP_UNITS]
+        hidden = []
+        for unit in strongest:
+            entry = {
+                "unit": int(unit),
+                "activation": float(activations[unit]),
+                "weights": np.round(self.hidden_weights[:, unit].reshape(predict.FIELD, predict.FIELD), 4).tolist(),
+            }
+            if self.digit_weights is not None and self.digit_weights.shape[0] == len(activations):
+                entry["votes"] = [float(value) for value in self.digit_weights[unit]]
+            hidden.append(entry)
+        return {"hidden": hidden, "active_units": int((activations > 0).sum()), "hidden_units": len(activations)}
+
+
+def _layer_weights(model, name):
+    """(kernel, bias) of a Dense layer as numpy arrays, or (None, None) when the model has no layer of that name."""
+    try:
+        layer = model.get_layer(name)
+    except ValueError:
+        return None, None
+    weights = layer.get_weights()
+    if len(weights) != 2 or weights[0].ndim != 2:
+        return None, None
+    return np.asarray(weights[0], dtype=np.float64), np.asarray(weights[1], dtype=np.float64)
+
+
+def load_network(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT):
+    """The model named (a run folder or a .keras file), or the newest finished run's; None when there is none yet.
+
+    A model the user named explicitly must load: a wrong path is an error, never a silent switch to another model.
+    """
+    from firstnet import model as firstnet_model
+
+    if model_path is None:
+        if not runs.list_runs(runs_root):
+            return None
+    path = runs.resolve_model(model_path, root=runs_root)
+    return Network(firstnet_model.load_model(path), path)

@@ -1,0 +1,51 @@
+"""Shared fixtures: the real MNIST from ../shared, an isolated Keras home, and one seed-recipe run for all tests."""
+
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist.npz"
+
+# Before anything imports keras: never read or write the user's ~/.keras, never try to download during tests
+# (tests that exercise the download path patch it explicitly), and point firstnet at the real MNIST.
+os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="firstnet-keras-home-")
+os.environ["FIRSTNET_OFFLINE"] = "1"
+os.environ["FIRSTNET_DATA"] = str(SHARED_MNIST)
+# firstnet keeps compiled programs in the user's cache folder; the tests keep theirs apart, like KERAS_HOME.
+os.environ["FIRSTNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="firstnet-jax-cache-")
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+
+@pytest.fixture(scope="session")
+def mnist_path():
+    if not SHARED_MNIST.is_file():
+        raise FileNotFoundError(f"{SHARED_MNIST} is missing: the tests need the real MNIST beside the checkout")
+    return SHARED_MNIST
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_path):
+    """The real MNIST as firstnet loads it (uint8, keras's layout)."""
+    from firstnet import data
+
+    return data.load_npz(mnist_path)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, mnist):
+    """The tutorial's recipe trained once with seed 0; tests that need a trained model share it (read-only)."""
+    from firstnet import train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "seed0"
+    return train.train(train.TrainConfig(seed=0, run_dir=str(run_dir), verbose=0), data=mnist)
+
+
+def run_firstnet(*args, cwd=None, env=None, timeout=600):
+    """Run the real `python -m firstnet` in a subprocess, as a user would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "firstnet", *map(str, args)], cwd=cwd, env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,188 @@
+"""firstnet's fast training loop computes what Keras's model.fit computes, and its speed-ups are safe."""
+
+import dataclasses
+import os
+import pathlib
+import stat
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from firstnet import data as mnist_data, model as firstnet_model, train
+
+
+def small_mnist(mnist, train_count, test_count=500):
+    return dataclasses.replace(mnist, x_train=mnist.x_train[:train_count], y_train=mnist.y_train[:train_count],
+                               x_test=mnist.x_test[:test_count], y_test=mnist.y_test[:test_count])
+
+
+def seeded_model(seed, hidden_units=64):
+    keras.utils.set_random_seed(seed)
+    model = firstnet_model.build_model(hidden_units=hidden_units)
+    return firstnet_model.compile_model(model)
+
+
+def test_compiled_loop_matches_model_fit_step_for_step(mnist):
+    # 1000 digits in batches of 128: seven full batches and a last one of 104, as model.fit cuts them.
+    data = small_mnist(mnist, 1000)
+    config = train.TrainConfig(epochs=2, batch_size=128, hidden_units=64, verbose=0)
+
+    reference = seeded_model(7)
+    fitted = reference.fit(mnist_data.prepare_images(data.x_train), mnist_data.one_hot(data.y_train), epochs=2,
+                           batch_size=128, shuffle=False, verbose=0)
+    ours = seeded_model(7)
+    assert train._can_fit_compiled(ours)
+    history, interrupted, _ = train._fit_compiled(ours, data, config, seed=0, shuffle=False)
+
+    assert not interrupted
+    for expected, found in zip(reference.get_weights(), ours.get_weights()):
+        np.testing.assert_allclose(found, expected, rtol=2e-4, atol=2e-6)
+    for key in ("loss", "accuracy"):
+        np.testing.assert_allclose(history[key], fitted.history[key], rtol=1e-4)
+    # The optimizer state is written back too: the same number of steps, the same RMSprop velocities.
+    assert int(ours.optimizer.iterations.numpy()) == int(reference.optimizer.iterations.numpy()) == 16
+    for expected, found in zip(reference.optimizer.variables, ours.optimizer.variables):
+        np.testing.assert_allclose(np.asarray(found.numpy()), np.asarray(expected.numpy()), rtol=1e-3, atol=1e-9)
+
+
+def test_pixels_scaled_on_the_device_equal_the_tutorials_float32_division(mnist):
+    import jax
+
+    images = np.concatenate([mnist.x_train, mnist.x_test]).reshape(70000, -1)
+    on_device = jax.jit(train.scale_pixels)(images)
+    # Bit for bit: the compiled step sees exactly the tutorial's `astype('float32') / 255`.
+    assert np.array_equal(np.asarray(on_device), mnist_data.prepare_images(images))
+
+
+def test_same_seed_same_numbers_and_validation_split(mnist, tmp_path):
+    data = small_mnist(mnist, 3000)
+    results = [train.train(train.TrainConfig(epochs=2, hidden_units=32, seed=5, validation_split=0.2, verbose=0,
+                                             run_dir=str(tmp_path / f"run{index}")), data=data)
+               for index in range(2)]
+    first, second = (result.metrics for result in results)
+    assert first["training_loop"].startswith("compiled")
+    for key in ("test_accuracy", "test_loss", "train_accuracy", "train_loss"):
+        assert first[key] == second[key]
+    assert results[0].history == results[1].history
+    # Keras's validation_split: the last 20% before shuffling, scored after every epoch.
+    assert set(results[0].history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(values) == 2 for values in results[0].history.values())
+    assert first["train_samples"] == 3000
+
+
+def test_run_records_its_phases(trained_run):
+    metrics = trained_run.metrics
+    for key in ("import_seconds", "data_seconds", "compile_seconds", "fit_seconds", "evaluate_seconds",
+                "save_seconds", "total_seconds"):
+        assert isinstance(metrics[key], float) and metrics[key] >= 0.0, key
+    assert metrics["compile_seconds"] <= metrics["fit_seconds"] <= metrics["total_seconds"]
+    assert metrics["training_loop"].startswith("compiled")
+    assert metrics["epochs_completed"] == 5 and len(trained_run.history["loss"]) == 5
+    assert int(trained_run.model.optimizer.iterations.numpy()) == 5 * 469
+
+
+def test_other_backends_get_model_fit(mnist, monkeypatch):
+    model = seeded_model(1, hidden_units=16)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    assert not train._can_fit_compiled(model)
+    monkeypatch.undo()
+    # The fallback is the tutorial's own model.fit; it runs here on JAX just as it would on torch or TensorFlow.
+    history, interrupted, compile_seconds = train._fit_keras(
+        model, small_mnist(mnist, 512), train.TrainConfig(epochs=1, verbose=0), seed=0)
+    assert not interrupted and compile_seconds is None
+    assert set(history) == {"loss", "accuracy"} and len(history["loss"]) == 1
+
+
+def test_a_model_compiled_otherwise_is_not_taken_over():
+    model = firstnet_model.build_model(hidden_units=8)
+    model.compile(optimizer="rmsprop", loss="mean_squared_error", metrics=["accuracy"])
+    assert not train._can_fit_compiled(model)
+
+
+def test_cache_folder_choice(monkeypatch, tmp_path):
+    monkeypatch.delenv("FIRSTNET_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert train.compilation_cache_dir() == tmp_path / "xdg" / "firstnet" / "jax"
+    for off in ("off", "0", ""):
+        monkeypatch.setenv("FIRSTNET_CACHE_DIR", off)
+        assert train.compilation_cache_dir() is None
+    monkeypatch.setenv("FIRSTNET_CACHE_DIR", str(tmp_path / "mine"))
+    assert train.compilation_cache_dir() == tmp_path / "mine"
+
+
+def test_cache_folder_must_be_private_and_writable(tmp_path):
+    assert train._private_writable_folder(tmp_path / "new" / "cache")
+    assert stat.S_IMODE((tmp_path / "new" / "cache").stat().st_mode) & 0o077 == 0
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert not train._private_writable_folder(blocker / "cache")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    # Anyone could plant a compiled program there, and JAX would run it: refused.
+    assert not train._private_writable_folder(shared)
+
+
+@pytest.mark.parametrize("setting", ["unusable", "off"])
+def test_training_works_when_the_cache_cannot_be_used(setting, mnist_path, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    cache = str(blocker / "cache") if setting == "unusable" else "off"
+    script = (
+        "import json, sys\n"
+        "from firstnet import data, train\n"
+        f"mnist = data.load_npz({str(mnist_path)!r})\n"
+        "small = type(mnist)(mnist.x_train[:640], mnist.y_train[:640], mnist.x_test[:200], mnist.y_test[:200], 'small')\n"
+        f"result = train.train(train.TrainConfig(epochs=1, hidden_units=16, seed=0, verbose=0, run_dir={str(tmp_path / 'run')!r}), data=small)\n"
+        "print(json.dumps([result.metrics['compilation_cache'], result.metrics['test_accuracy']]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "FIRSTNET_CACHE_DIR": cache})
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr and "Error" not in done.stderr, done.stderr
+    cache_used, accuracy = __import__("json").loads(done.stdout.strip().splitlines()[-1])
+    assert cache_used is None and 0.0 <= accuracy <= 1.0
+    assert not (blocker / "cache").exists()
+
+
+def test_cache_is_filled_and_reused(mnist_path, tmp_path):
+    cache = tmp_path / "cache"
+    script = (
+        "import json\n"
+        "from firstnet import data, train\n"
+        f"mnist = data.load_npz({str(mnist_path)!r})\n"
+        "small = type(mnist)(mnist.x_train[:640], mnist.y_train[:640], mnist.x_test[:200], mnist.y_test[:200], 'small')\n"
+        "import sys\n"
+        f"result = train.train(train.TrainConfig(epochs=1, hidden_units=16, seed=0, verbose=0, run_dir=sys.argv[1]), data=small)\n"
+        "print(json.dumps([result.metrics['compilation_cache'], result.metrics['test_loss']]))\n"
+    )
+    outputs = []
+    for index in range(2):
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path / f"run{index}")], capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "FIRSTNET_CACHE_DIR": str(cache)})
+        assert done.returncode == 0, done.stderr
+        outputs.append(__import__("json").loads(done.stdout.strip().splitlines()[-1]))
+        if index == 0:
+            entries = sorted(path.name for path in cache.iterdir())
+            assert any("run_steps" in name for name in entries), entries
+    # The second process loads the programs the first one compiled, and gets the very same numbers.
+    assert outputs[0] == outputs[1] and outputs[0][0] == str(cache)
+    assert sorted(path.name for path in cache.iterdir()) == entries
+
+
+def test_lean_import_leaves_out_sklearn_and_pandas_only_while_keras_imports():
+    script = (
+        "import sys\n"
+        "from firstnet import train\n"
+        "keras, seconds = train.import_keras(lean=True)\n"
+        "print('sklearn' in sys.modules, 'pandas' in sys.modules, keras.backend.backend())\n"
+        "import sklearn, pandas\n"
+        "print(sklearn.__name__, pandas.__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["False False jax", "sklearn pandas"]
