@@ -122,9 +122,9 @@ def render(results):
             continue
         phases = {phase: median(values) for phase, values in entry["phases"].items()}
         cells = [f"{phases[phase]:.2f}" if phases.get(phase) is not None else "-" for phase in PHASES]
-        outside = entry["whole_median"] - phases["total_seconds"] if phases.get("total_seconds") else None
+        outside = f"{entry['whole_median'] - phases['total_seconds']:.2f}" if phases.get("total_seconds") else "-"
         lines.append(f"| {results['variants'][name]['label']} | {' | '.join(cells)} | {entry['whole_median']:.2f} | "
-                     f"{outside:.2f} |" if outside is not None else "| - |")
+                     f"{outside} |")
     lines += [
         "",
         "## The float32 ceiling and the floor it sets",

@@ -57,11 +57,17 @@ def test_pixels_scaled_on_the_device_equal_the_tutorials_float32_division(mnist)
     assert np.array_equal(np.asarray(on_device), mnist_data.prepare_images(images))
 
 
-def test_same_seed_same_numbers_and_validation_split(mnist, tmp_path):
+def test_same_seed_same_numbers_with_or_without_progress_bar(mnist, tmp_path):
+    # With the progress bar the 19 batches of an epoch run 4 per call; without it, all 19 in one call.
     data = small_mnist(mnist, 3000)
-    results = [train.train(train.TrainConfig(epochs=2, hidden_units=32, seed=5, validation_split=0.2, verbose=0,
-                                             run_dir=str(tmp_path / f"run{index}")), data=data)
-               for index in range(2)]
+    original = train.STEPS_PER_CALL
+    train.STEPS_PER_CALL = 4
+    try:
+        results = [train.train(train.TrainConfig(epochs=2, hidden_units=32, seed=5, validation_split=0.2,
+                                                 verbose=verbose, run_dir=str(tmp_path / f"run{verbose}")), data=data)
+                   for verbose in (0, 1)]
+    finally:
+        train.STEPS_PER_CALL = original
     first, second = (result.metrics for result in results)
     assert first["training_loop"].startswith("compiled")
     for key in ("test_accuracy", "test_loss", "train_accuracy", "train_loss"):
@@ -173,16 +179,16 @@ def test_cache_is_filled_and_reused(mnist_path, tmp_path):
     assert sorted(path.name for path in cache.iterdir()) == entries
 
 
-def test_lean_import_leaves_out_sklearn_and_pandas_only_while_keras_imports():
+def test_lean_import_leaves_out_optional_packages_only_while_keras_imports():
     script = (
         "import sys\n"
         "from firstnet import train\n"
         "keras, seconds = train.import_keras(lean=True)\n"
-        "print('sklearn' in sys.modules, 'pandas' in sys.modules, keras.backend.backend())\n"
+        "print('sklearn' in sys.modules, 'pandas' in sys.modules, 'IPython' in sys.modules, keras.backend.backend())\n"
         "import sklearn, pandas\n"
         "print(sklearn.__name__, pandas.__name__)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                           env={key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["False False jax", "sklearn pandas"]
+    assert done.stdout.splitlines() == ["False False False jax", "sklearn pandas"]

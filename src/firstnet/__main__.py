@@ -1,5 +1,5 @@
 """Lets `python -m firstnet` work like the `firstnet` command."""
 
-from firstnet.cli import main
+from firstnet.cli import run
 
-raise SystemExit(main())
+run()

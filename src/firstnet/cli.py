@@ -98,10 +98,12 @@ def command_explore(args):
     from firstnet import data as mnist_data, explore
 
     dataset = mnist_data.load_mnist(args.data)
+    # The pixels first: an --index out of range is an error before anything is printed.
+    pixels = explore.pixel_values(dataset, args.index) if args.index is not None else None
     print(explore.format_rows(explore.explore(dataset)))
-    if args.index is not None:
+    if pixels is not None:
         print()
-        print(explore.pixel_values(dataset, args.index))
+        print(pixels)
 
 
 def command_show(args):
@@ -258,10 +260,12 @@ def command_look(args):
 
 
 def build_parser():
+    debug_help = "show the full traceback when something goes wrong"
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show the full traceback when something goes wrong")
-    parser = Parser(prog="firstnet", description="Your first neural network: the Keras MNIST lesson, step by step.",
-                    parents=[common])
+    # SUPPRESS: a subcommand must not reset to False the --debug given before it (`firstnet --debug show 9`).
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
+    parser = Parser(prog="firstnet", description="Your first neural network: the Keras MNIST lesson, step by step.")
+    parser.add_argument("--debug", action="store_true", help=debug_help)
     parser.add_argument("--version", action="version", version=f"firstnet {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
@@ -344,4 +348,25 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"\nfirstnet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read the output stopped early (`firstnet explore --index 0 | head`): stop quietly, as Unix
+        # tools do, and keep Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return 0
+
+
+def run():
+    """The `firstnet` program (console script and `python -m firstnet`): `main()`, then a quick exit.
+
+    Tearing down Keras, JAX and matplotlib at exit costs Python most of a second, only to free memory the system
+    reclaims anyway. Every file firstnet writes is complete and synced before `main()` returns, so the output is
+    flushed and the process leaves at once. Code that calls `main()` itself keeps the ordinary exit.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        code = code or 141
+    os._exit(code)

@@ -56,7 +56,8 @@ def curves_figure(history):
         axes.set_ylabel(metric)
         axes.set_title(f"{metric} per epoch")
         axes.grid(alpha=0.3)
-        axes.legend()
+        if axes.get_lines():  # A run stopped during its first epoch has no curve yet; a legend would warn.
+            axes.legend()
     figure.tight_layout()
     return figure
 

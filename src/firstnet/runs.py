@@ -27,10 +27,19 @@ def atomic_path(path):
         yield pathlib.Path(temporary)
         with open(temporary, "rb+") as stream:
             os.fsync(stream.fileno())
+        # mkstemp makes the file private (0600); a run's files should be readable like any file the user saves.
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _umask():
+    # The only portable way to read the umask is to set it; set it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path, text):

@@ -236,12 +236,12 @@ def train(config=None, data=None, log=None):
     # Keras is imported only here, to package the result as `train` does; the learning above is NumPy alone.
     from firstnet import runs, train as keras_train
 
-    _, import_seconds = keras_train.import_keras()
     config = config or keras_train.TrainConfig()
-    config.check()
     if config.optimizer != "rmsprop":
         raise UserError(f"--optimizer {config.optimizer}: the from-scratch twin implements only rmsprop, the "
                         f"tutorial's; use `firstnet train --optimizer {config.optimizer}` for the others")
+    _, import_seconds = keras_train.import_keras()
+    config.check()
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     run_dir = runs.new_run_dir(config.run_dir, root=config.runs_root)
     try:
@@ -253,6 +253,7 @@ def train(config=None, data=None, log=None):
 
 
 def _train(config, data, seed, run_dir, log, keras_train, started, import_seconds):
+    """Load, train from scratch, evaluate, and save as `train` does; returns a `firstnet.train.TrainResult`."""
     started_at = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
     phase_started = time.perf_counter()

@@ -21,11 +21,11 @@ import numpy as np
 from firstnet import __version__, runs
 from firstnet import data as mnist_data
 
-# `firstnet train` sets this to True: its process never uses Keras's scikit-learn wrappers nor pandas inputs, so
-# hiding those two optional packages while Keras imports saves about a second. A library user (a notebook, the
-# tests) keeps the full Keras, because there the same Python session may go on to use them.
+# `firstnet train` sets this to True: its process never uses Keras's scikit-learn wrappers, pandas inputs or
+# notebook display, so hiding those optional packages while Keras imports saves about a second. A library user (a
+# notebook, the tests) keeps the full Keras, because there the same Python session may go on to use them.
 LEAN_KERAS_IMPORT = False
-OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ("sklearn", "pandas")
+OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ("sklearn", "pandas", "IPython")
 
 # Batches of the training loop that run as one call to the compiled program between two progress-bar updates.
 STEPS_PER_CALL = 50

@@ -1,0 +1,166 @@
+"""The benchmark's pieces work (no timing is asserted): peer scripts, FLOP counts, process measurement, the report."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+BENCHMARKS = REPO / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import ceiling  # noqa: E402
+import envs  # noqa: E402
+import report  # noqa: E402
+import run  # noqa: E402
+
+
+def run_peer(script, mnist_path, *flags, env=None):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "peers" / script), "--data", str(mnist_path),
+                           "--epochs", "1", "--max-steps", "3", *flags], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})})
+    assert done.returncode == 0, done.stderr
+    return run.read_result(done.stdout)
+
+
+def test_numpy_peer_prints_its_result_line(mnist_path):
+    result = run_peer("numpy_loop.py", mnist_path)
+    assert result["fit_seconds"] > 0 and 0.0 <= result["test_accuracy"] <= 1.0
+    # Three RMSprop steps on real digits already beat chance (10%) by far.
+    assert result["test_accuracy"] > 0.3
+
+
+def test_seed_script_runs_on_keras_with_jax(mnist_path):
+    result = run_peer("seed_keras.py", mnist_path, env={"KERAS_BACKEND": "jax"})
+    assert result["backend"] == "jax"
+    assert result["fit_seconds"] > 0 and result["test_accuracy"] > 0.3
+
+
+def test_torch_peer_parses_its_flags_before_importing_torch():
+    # torch lives only in benchmarks/.envs/torch (made by the benchmark, never by the tests): check what runs without it.
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "peers" / "torch_loop.py"), "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "--max-steps" in done.stdout
+    compile(pathlib.Path(BENCHMARKS / "peers" / "torch_loop.py").read_text(), "torch_loop.py", "exec")
+
+
+def test_workload_flop_are_the_issues_numbers():
+    training, evaluation = ceiling.workload_flop()
+    assert ceiling.forward_flop_per_digit() == 813_056
+    assert ceiling.backward_flop_per_digit() == 823_296
+    assert training == 490_905_600_000 and evaluation == 8_130_560_000
+
+
+def test_floors_from_a_known_ceiling():
+    fake = {"square_gflops": 200.0,
+            "products": [{"m": m, "k": k, "n": n, "gflops": 100.0} for _, m, k, n, _ in ceiling.step_products()]}
+    floors = ceiling.floors(fake)
+    assert floors["fit_at_square_rate"] == pytest.approx(490.9056 / 200.0)
+    # At 100 GFLOP/s for every product, the step-rate floor is the training FLOP at 100 GFLOP/s.
+    assert floors["fit_at_step_rates"] == pytest.approx(490.9056 / 100.0)
+
+
+def test_ceiling_measures_a_positive_rate():
+    assert ceiling.gflops(64, 64, 64, transposed="a", seconds=0.01, repeats=2) > 0
+
+
+def test_run_once_measures_a_process(tmp_path):
+    line = run.RESULT_PREFIX + json.dumps({"fit_seconds": 0.5, "test_accuracy": 0.9})
+    code = f"import time; data = bytearray(60 * 1024 * 1024); time.sleep(0.2); print({line!r})"
+    variant = {"start": lambda seed, folder: ([sys.executable, "-c", code], {})}
+    record = run.run_once(variant, seed=0, scratch=tmp_path)
+    assert record["returncode"] == 0
+    assert record["result"] == {"fit_seconds": 0.5, "test_accuracy": 0.9}
+    assert record["wall_seconds"] >= 0.2
+    assert record["maxrss_kb"] > 60 * 1024  # The child's own peak: it held 60 MB.
+
+
+def test_run_once_reports_a_failure(tmp_path):
+    variant = {"start": lambda seed, folder: ([sys.executable, "-c", "import sys; sys.exit('boom')"], {})}
+    record = run.run_once(variant, seed=0, scratch=tmp_path)
+    assert record["returncode"] == 1 and "boom" in record["stderr_tail"]
+
+
+def test_firstnet_result_comes_from_metrics_json(tmp_path):
+    metrics = {"test_accuracy": 0.98, "test_loss": 0.06, "fit_seconds": 3.0, "compile_seconds": 0.1,
+               "total_seconds": 4.0, "confusion": [[1]]}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    found = run.read_result("", tmp_path / "metrics.json")
+    assert found == {"test_accuracy": 0.98, "test_loss": 0.06, "fit_seconds": 3.0, "compile_seconds": 0.1,
+                     "total_seconds": 4.0}
+
+
+def test_quick_mode_settings():
+    args = run.parse_args(["--quick"])
+    assert (args.runs, args.epochs) == (1, 1)
+    assert args.out == BENCHMARKS / ".cache" / "quick"
+    args = run.parse_args(["--runs", "7", "--variants", "firstnet,torch_loop"])
+    assert (args.runs, args.epochs, args.out) == (7, 5, BENCHMARKS)
+    assert args.variants == ["firstnet", "torch_loop"]
+
+
+def test_unknown_variant_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        run.parse_args(["--variants", "firstnet,jaxx"])
+    assert "unknown variant" in capsys.readouterr().err
+
+
+def test_existing_env_is_reused_without_installing(tmp_path):
+    env_dir = tmp_path / "numpy"
+    python = envs.python_of(env_dir)
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    (env_dir / envs.MARKER).write_text(json.dumps({"requirements": envs.REQUIREMENTS["numpy"], "versions": {}}))
+    assert envs.ensure_env("numpy", log=pytest.fail, root=tmp_path) == python
+
+
+def fake_results():
+    def runs_of(variant, wall, fit, accuracy, **phases):
+        return [{"variant": variant, "round": index, "seed": index, "returncode": 0, "wall_seconds": wall + index * 0.1,
+                 "maxrss_kb": 500 * 1024, "load_before": 1.0, "load_after": 1.2,
+                 "result": {"fit_seconds": fit, "test_accuracy": accuracy, **phases}} for index in range(5)]
+
+    phases = {"import_seconds": 0.9, "data_seconds": 0.3, "compile_seconds": 0.1, "evaluate_seconds": 0.2,
+              "save_seconds": 0.4, "total_seconds": 3.8}
+    labels = {"firstnet": "firstnet", "torch_loop": "a plain PyTorch loop", "seed_keras_tf": "Keras + TensorFlow"}
+    return {
+        "command": "python benchmarks/run.py", "date": "2026-01-01T00:00:00+00:00", "data": "mnist.npz",
+        "epochs": 5, "runs_per_variant": 5, "json_name": "results.json",
+        "machine": {"cpu": "Test CPU", "cores": 2, "memory_gb": 24.0, "os": "Linux", "python": "3.11"},
+        "ceiling": {"square_size": 4096, "square_gflops": 200.0, "evaluate_gflops": 190.0,
+                    "products": [{"name": name, "m": m, "k": k, "n": n, "transposed": t, "gflops": 180.0}
+                                 for name, m, k, n, t in ceiling.step_products()]},
+        "floors": {"train_gflop": 490.9, "evaluate_gflop": 8.1, "fit_at_square_rate": 2.45, "fit_at_step_rates": 2.75,
+                   "evaluate_at_square_rate": 0.04, "step_rate_gflops": 178.0},
+        "variants": {name: {"label": label, "command": name, "versions": {"keras": "3"}} for name, label in labels.items()},
+        "runs": (runs_of("firstnet", 4.0, 3.0, 0.981, **phases) + runs_of("torch_loop", 10.0, 6.0, 0.980)
+                 + runs_of("seed_keras_tf", 12.0, 11.0, 0.979)),
+        "help_seconds": [0.05, 0.06, 0.07],
+        "load": {"min": 0.5, "max": 1.5, "median": 1.0},
+    }
+
+
+def test_report_table_and_goals_from_fake_numbers():
+    text = report.render(fake_results())
+    assert "| firstnet | 4.20 (4.00-4.40) | 3.00 (3.00-3.00) | 0.9810 (0.9810-0.9810) | 500 | 1.00x |" in text
+    assert "| a plain PyTorch loop | 10.20 (10.00-10.40) |" in text
+    goals = {what: met for what, _, _, met in report.goals(fake_results(), report.summarize(fake_results()["runs"]))}
+    # fit 3.0 s: 1.09x the 2.75 s floor (met), 1.22x the 2.45 s one (met); whole 4.2 s: 0.41x torch (met),
+    # 0.35x Keras + TensorFlow (not met: the goal is 0.3x); accuracy 0.981 (met); --help 0.06 s (met).
+    assert list(goals.values()) == [True, True, True, False, True, True]
+    assert "| **no** |" in text and "Test CPU, 2 cores" in text and "python benchmarks/run.py" in text
+    assert "| firstnet | 0.90 | 0.30 | 0.10 | 3.00 | 0.20 | 0.40 | 3.80 | 4.20 | 0.40 |" in text
+
+
+def test_report_marks_a_variant_whose_runs_all_failed():
+    results = fake_results()
+    for record in results["runs"]:
+        if record["variant"] == "torch_loop":
+            record["returncode"] = 1
+    text = report.render(results)
+    assert "| a plain PyTorch loop | failed: see results.json |" in text
+    assert "PyTorch" not in "".join(what for what, *_ in report.goals(results, report.summarize(results["runs"])))

@@ -1,0 +1,296 @@
+"""The `firstnet` command: each lesson step prints the right thing, and every mistake is one line and exit code 2."""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_firstnet
+from firstnet import cli, plots
+
+
+def firstnet(*args):
+    """`firstnet ARGS` in this process; returns the exit code (argparse's own exits included)."""
+    try:
+        return cli.main([str(arg) for arg in args])
+    except SystemExit as exit:
+        return exit.code
+
+
+@pytest.fixture(scope="module")
+def reference(mnist_path):
+    with np.load(mnist_path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+
+
+def assert_one_line_error(code, captured, command):
+    assert code == 2
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"firstnet {command}: error: ") if command else lines[0].startswith("firstnet: error: ")
+    assert "Traceback" not in captured.err + captured.out
+    return lines[0]
+
+
+# --- Bad input: exit 2, one line, no traceback, nothing changed ------------------------------------------------
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["train", "--epochs", "0"], "argument --epochs: '0' must be at least 1"),
+    (["train", "--epochs", "abc"], "argument --epochs: 'abc' is not a whole number"),
+    (["train", "--validation-split", "1.5"], "argument --validation-split: '1.5' must be at least 0 and below 1"),
+    (["train", "--batch-size", "-1"], "argument --batch-size: '-1' must be at least 1"),
+    (["train", "--learning-rate", "0"], "argument --learning-rate: '0' must be a positive number"),
+    (["train", "--learning-rate", "nan"], "argument --learning-rate: 'nan' must be a positive number"),
+    (["train", "--optimizer", "fastest"], "argument --optimizer: invalid choice: 'fastest'"),
+    (["show", "4", "--out", "digit.jpg"], "argument --out: 'digit.jpg' must end in .png"),
+    (["show", "4", "--grid", "0x3"], "argument --grid: '0x3' is not ROWSxCOLUMNS, like 5x5"),
+    (["show", "-4"], "argument index: '-4' must be 0 or more"),
+    (["predict", "a.png", "--show-input", "seen.gif"], "argument --show-input: 'seen.gif' must end in .png"),
+])
+def test_bad_flags(capsys, args, expected):
+    line = assert_one_line_error(firstnet(*args), capsys.readouterr(), args[0])
+    assert expected in line and f"see `firstnet {args[0]} --help`" in line
+
+
+def test_unknown_command(capsys):
+    line = assert_one_line_error(firstnet("trian"), capsys.readouterr(), None)
+    assert "invalid choice: 'trian'" in line
+
+
+def test_train_with_missing_or_corrupt_data(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = assert_one_line_error(firstnet("train", "--data", "no/such/mnist.npz"), capsys.readouterr(), "train")
+    assert "--data no/such/mnist.npz: no such file or folder" in line
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04" + os.urandom(2000))
+    line = assert_one_line_error(firstnet("train", "--data", corrupt), capsys.readouterr(), "train")
+    assert f"{corrupt}: cannot read it as .npz" in line
+    # No run folder is left behind by a run that never started.
+    assert not any(path.is_file() for path in tmp_path.rglob("*") if path != corrupt)
+
+
+def test_firstnet_data_errors_name_the_variable(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("FIRSTNET_DATA", str(tmp_path / "gone.npz"))
+    line = assert_one_line_error(firstnet("explore"), capsys.readouterr(), "explore")
+    assert f"FIRSTNET_DATA {tmp_path / 'gone.npz'}: no such file or folder" in line and "--data" not in line.split(";")[0]
+
+
+def test_run_dir_that_is_not_empty_is_left_alone(capsys, tmp_path):
+    run_dir = tmp_path / "my_run"
+    run_dir.mkdir()
+    (run_dir / "model.keras").write_bytes(b"an earlier model the learner cares about")
+    before = {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in run_dir.iterdir()}
+    line = assert_one_line_error(firstnet("train", "--epochs", "1", "--run-dir", run_dir), capsys.readouterr(), "train")
+    assert "already exists and is not empty" in line
+    assert {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in run_dir.iterdir()} == before
+
+
+def test_index_out_of_range(capsys):
+    line = assert_one_line_error(firstnet("show", "60000"), capsys.readouterr(), "show")
+    assert "index 60000: out of range; the train set has 60000 images, so use 0 to 59999" in line
+    line = assert_one_line_error(firstnet("show", "9999", "--split", "test", "--grid", "2x2"), capsys.readouterr(), "show")
+    assert "use 0 to 9996" in line
+    code = firstnet("explore", "--index", "60000")
+    captured = capsys.readouterr()
+    assert "--index 60000: out of range" in assert_one_line_error(code, captured, "explore")
+    assert captured.out == "", "an error comes before the table, not after it"
+
+
+def test_evaluate_missing_or_corrupt_model(capsys, tmp_path):
+    line = assert_one_line_error(firstnet("evaluate", tmp_path / "no_run"), capsys.readouterr(), "evaluate")
+    assert "no such model" in line
+    (tmp_path / "model.keras").write_bytes(os.urandom(3000))
+    line = assert_one_line_error(firstnet("evaluate", tmp_path), capsys.readouterr(), "evaluate")
+    assert "cannot load this model safely" in line and "retrain it with `firstnet train`" in line
+
+
+def test_predict_missing_or_fake_image(capsys, tmp_path, trained_run):
+    line = assert_one_line_error(firstnet("predict", tmp_path / "seven.png", "--model", trained_run.run_dir),
+                                 capsys.readouterr(), "predict")
+    assert "seven.png: no such file or folder" in line
+    fake = tmp_path / "notes.png"
+    fake.write_text("a text file with a picture's name")
+    line = assert_one_line_error(firstnet("predict", fake, "--model", trained_run.run_dir), capsys.readouterr(), "predict")
+    assert "notes.png: not an image Pillow can read; use a PNG, JPEG or BMP file" in line
+
+
+def test_predict_without_any_run(capsys, tmp_path, monkeypatch, reference):
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(reference["x_test"][0]).save(tmp_path / "digit.png")
+    line = assert_one_line_error(firstnet("predict", "digit.png"), capsys.readouterr(), "predict")
+    assert "no trained model in runs/; run `firstnet train` first" in line
+
+
+def test_errors_end_to_end_in_a_subprocess(tmp_path):
+    (tmp_path / "model.keras").write_bytes(os.urandom(1000))
+    for args in (["evaluate", tmp_path / "model.keras"], ["train", "--epochs", "abc"]):
+        result = run_firstnet(*args, cwd=tmp_path)
+        assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr and result.stderr.startswith(f"firstnet {args[0]}: error:")
+
+
+def test_output_cut_short_by_a_pipe_is_not_an_error(tmp_path):
+    # Far more output than a pipe holds (about 300 kB), so the writer is still writing when `head` leaves.
+    command = f"'{sys.executable}' -m firstnet show 0 --grid 30x10 | head -n 2"
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.stdout.startswith("train_images[0]: 5") and len(result.stdout.splitlines()) == 2
+    assert result.stderr == ""
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    for args in (["--debug", "show", "60000"], ["show", "60000", "--debug"]):
+        result = run_firstnet(*args, cwd=tmp_path)
+        assert result.returncode != 0
+        assert "Traceback" in result.stderr and "UserError: index 60000: out of range" in result.stderr
+
+
+# --- Help is fast: no deep-learning imports ---------------------------------------------------------------------
+
+
+def test_help_works_and_imports_no_keras(tmp_path):
+    console_script = pathlib.Path(sys.executable).with_name("firstnet")
+    for command in ([str(console_script), "--help"], [sys.executable, "-m", "firstnet", "--help"]):
+        result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert result.returncode == 0, result.stderr
+        for step in ("explore", "show", "train", "evaluate", "predict", "runs"):
+            assert step in result.stdout
+    probe = ("import sys, firstnet.cli\n"
+             "for args in (['--help'], ['train', '--help'], ['predict', '--help']):\n"
+             "    try:\n        firstnet.cli.main(args)\n    except SystemExit:\n        pass\n"
+             "print('IMPORTED', 'keras' in sys.modules, 'jax' in sys.modules, 'matplotlib' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.stdout.splitlines()[-1] == "IMPORTED False False False", result.stdout[-500:] + result.stderr
+
+
+# --- The lesson's steps ------------------------------------------------------------------------------------------
+
+
+def explore_rows(output):
+    rows = {}
+    for line in output.splitlines():
+        expression, _, value = line.partition("  ")
+        if value:
+            rows[expression.strip()] = value.strip()
+    return rows
+
+
+def test_explore_prints_the_tutorials_expressions(capsys, reference):
+    assert firstnet("explore") == 0
+    rows = explore_rows(capsys.readouterr().out)
+    train_images, train_labels, test_images = reference["x_train"], reference["y_train"], reference["x_test"]
+    assert rows["len(train_labels)"] == str(len(train_labels)) == "60000"
+    assert rows["train_images.shape"] == str(train_images.shape) == "(60000, 28, 28)"
+    assert rows["train_images[0].shape"] == "(28, 28)"
+    assert rows["train_images[0][0]"] == np.array2string(train_images[0][0], max_line_width=200)
+    assert rows["test_images.shape"] == "(10000, 28, 28)" and rows["test_images[0].shape"] == "(28, 28)"
+    assert rows["train_images.dtype"] == "uint8"
+    assert rows["train_images.min(), train_images.max()"] == "(0, 255)"
+    counts = np.bincount(train_labels, minlength=10)
+    assert rows["labels counted (train)"] == "  ".join(f"{digit}:{count}" for digit, count in enumerate(counts))
+    assert rows["train_labels[:10]"] == "[5 0 4 1 9 2 1 3 1 4]"
+
+
+def test_explore_index_prints_the_pixels(capsys, reference):
+    assert firstnet("explore", "--index", "7") == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("train_images[7] (label 3)"))
+    pixels = np.array([[int(value) for value in line.split()] for line in lines[start + 1 : start + 29]])
+    assert np.array_equal(pixels, reference["x_train"][7])
+
+
+def test_show_writes_a_png(capsys, tmp_path, reference):
+    out = tmp_path / "digit.png"
+    assert firstnet("show", "4", "--out", out) == 0
+    assert f"saved {out}" in capsys.readouterr().out
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+        grey = np.asarray(image.convert("L"))
+    assert grey.min() < 60 and grey.max() > 200  # Ink and paper: imshow(cmap=binary) of a real digit.
+    grid = tmp_path / "grid.png"
+    assert firstnet("show", "0", "--grid", "2x3", "--split", "test", "--out", grid) == 0
+    with Image.open(grid) as image:
+        assert image.format == "PNG" and image.size[0] > image.size[1]
+
+
+def test_show_prints_the_digit_as_text(capsys, reference):
+    assert firstnet("show", "4") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"train_images[4], label {reference['y_train'][4]}"
+    art = [line.ljust(56) for line in lines[1:29]]
+    assert len(lines) == 29
+    # Two characters a pixel; a blank where the pixel is (nearly) paper, a block where there is ink.
+    ink_in_art = np.array([[row[2 * column] != " " for column in range(28)] for row in art])
+    assert np.array_equal(ink_in_art, reference["x_train"][4] >= 256 / len(plots.SHADES))
+
+
+def test_show_grid_prints_text(capsys, reference):
+    assert firstnet("show", "0", "--grid", "2x3") == 0
+    output = capsys.readouterr().out
+    for index in range(6):
+        assert f"train_images[{index}]: {reference['y_train'][index]}" in output
+    assert len(output.splitlines()) == 2 * (1 + 28) + 1  # Two rows of digits, each with its titles, a blank between.
+
+
+def test_evaluate_prints_the_saved_scores(capsys, trained_run):
+    assert firstnet("evaluate", trained_run.run_dir) == 0
+    output = capsys.readouterr().out
+    assert f"test_acc: {trained_run.metrics['test_accuracy']:.4f}\n" in output
+    assert f"test_loss: {trained_run.metrics['test_loss']:.4f}\n" in output
+    table = output.split("confusion matrix (rows: true digit, columns: predicted digit):\n")[1].splitlines()
+    confusion = np.array([[int(value) for value in line.split()[1:]] for line in table[1:11]])
+    assert np.array_equal(confusion, np.asarray(trained_run.metrics["confusion"]))
+
+
+def test_runs_lists_a_run(capsys, trained_run, tmp_path):
+    root = trained_run.run_dir.parent
+    assert firstnet("runs", "--root", root) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(str(trained_run.run_dir)))
+    assert f"{trained_run.metrics['test_accuracy']:.4f}" in row and "full MNIST" in row
+    assert row.split()[4] == "5"  # Epochs.
+    assert firstnet("runs", "--root", tmp_path / "none") == 0
+    assert "no finished runs" in capsys.readouterr().out
+
+
+def photo_of(digit):
+    """A digit as a learner would photograph it: dark ink on light paper, larger, off-centre."""
+    ink = np.asarray(Image.fromarray(digit).resize((112, 112), Image.BILINEAR), dtype=np.float64) / 255
+    page = np.zeros((200, 180))
+    page[30:142, 50:162] = ink
+    return Image.fromarray((220 - 190 * page).astype(np.uint8))
+
+
+def test_predict_folder_as_json(capsys, tmp_path, trained_run, reference):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, suffix in ((0, "png"), (1, "jpg"), (2, "bmp")):
+        photo_of(reference["x_test"][index]).save(folder / f"digit{index}.{suffix}")
+    assert firstnet("predict", folder, "--model", trained_run.run_dir, "--json") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    for index, line in enumerate(lines):
+        result = json.loads(line)
+        assert set(result) == {"file", "digit", "probabilities"}
+        assert pathlib.Path(result["file"]).name.startswith(f"digit{index}.")
+        assert len(result["probabilities"]) == 10 and all(isinstance(p, float) for p in result["probabilities"])
+        assert sum(result["probabilities"]) == pytest.approx(1, abs=1e-5)
+        assert result["digit"] == int(np.argmax(result["probabilities"])) == reference["y_test"][index]
+
+
+def test_predict_uses_the_newest_run_and_shows_its_input(capsys, tmp_path, monkeypatch, trained_run, reference):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(trained_run.run_dir, tmp_path / "runs" / "lesson")
+    photo_of(reference["x_test"][0]).save(tmp_path / "seven.png")
+    assert firstnet("predict", "seven.png", "--show-input", "seen.png") == 0
+    output = capsys.readouterr().out
+    assert output.startswith(f"seven.png: {reference['y_test'][0]}   (probability ")
+    assert len([line for line in output.splitlines() if line.startswith("  ")]) == 10  # The ten probabilities.
+    assert "saved seen.png" in output
+    with Image.open(tmp_path / "seen.png") as image:
+        assert image.format == "PNG"

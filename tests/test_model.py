@@ -1,0 +1,76 @@
+"""firstnet.model: the tutorial's network, and a loader that refuses broken or unsafe model files."""
+
+import json
+import os
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from firstnet import model as firstnet_model
+from firstnet.errors import UserError
+
+
+def test_the_tutorials_network():
+    model = firstnet_model.compile_model(firstnet_model.build_model())
+    assert [layer.name for layer in model.layers] == ["hidden", "digits"]
+    assert model.input_shape == (None, 784) and model.output_shape == (None, 10)
+    assert model.layers[0].activation is keras.activations.relu
+    assert model.layers[1].activation is keras.activations.softmax
+    assert model.count_params() == 784 * 512 + 512 + 512 * 10 + 10
+    assert isinstance(model.optimizer, keras.optimizers.RMSprop) and float(model.optimizer.learning_rate) == pytest.approx(0.001)
+    assert model.loss == "categorical_crossentropy"
+    with pytest.raises(ValueError, match="hidden_units must be at least 1"):
+        firstnet_model.build_model(hidden_units=0)
+    with pytest.raises(ValueError, match="unknown optimizer 'fast'"):
+        firstnet_model.make_optimizer("fast")
+    assert float(firstnet_model.make_optimizer("adam", 0.01).learning_rate) == pytest.approx(0.01)
+
+
+def test_saved_run_reloads_to_the_same_predictions(trained_run, mnist):
+    reloaded = firstnet_model.load_model(trained_run.run_dir)  # A run folder or its model.keras.
+    inputs = mnist.x_test[:100].reshape(100, 784).astype("float32") / 255
+    assert np.array_equal(reloaded.predict(inputs, verbose=0), trained_run.model.predict(inputs, verbose=0))
+
+
+def lambda_model_file(tmp_path):
+    """A .keras file whose config holds a Lambda layer: loading it would run code that came with the file."""
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Lambda(lambda pixels: pixels * 2),
+                              keras.layers.Dense(10, activation="softmax")])
+    path = tmp_path / "model.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        assert "Lambda" in json.dumps(json.loads(archive.read("config.json")))
+    return path
+
+
+def test_unsafe_model_is_refused(tmp_path):
+    path = lambda_model_file(tmp_path)
+    with pytest.raises(UserError) as caught:
+        firstnet_model.load_model(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: cannot load this model safely")
+    assert "retrain it with `firstnet train`" in message and "\n" not in message
+    # The reference: Keras itself refuses it in safe mode.
+    with pytest.raises(ValueError, match="(?i)unsafe|safe_mode"):
+        keras.saving.load_model(path, safe_mode=True)
+
+
+@pytest.mark.parametrize("content", [os.urandom(4096), b"", b"PK\x03\x04 truncated zip"],
+                         ids=["random-bytes", "empty", "truncated-zip"])
+def test_corrupt_model_is_refused(tmp_path, content):
+    path = tmp_path / "model.keras"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match="cannot load this model safely") as caught:
+        firstnet_model.load_model(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_or_misnamed_model_is_refused(tmp_path):
+    with pytest.raises(UserError, match="no such model; train one with `firstnet train`"):
+        firstnet_model.load_model(tmp_path / "nothing_here")
+    weights = tmp_path / "model.h5"
+    weights.write_bytes(b"HDF")
+    with pytest.raises(UserError, match="not a .keras file"):
+        firstnet_model.load_model(weights)
