@@ -76,6 +76,16 @@ def measure(square=4096, batch=128, seconds=0.3, hidden=HIDDEN):
     return result
 
 
+def best_of(first, second):
+    """The higher rate of two ceiling measurements, product by product: the ceiling is what the machine can do."""
+    best = dict(first, square_gflops=max(first["square_gflops"], second["square_gflops"]),
+                evaluate_gflops=max(first["evaluate_gflops"], second["evaluate_gflops"]))
+    best["products"] = [dict(one, gflops=max(one["gflops"], other["gflops"]))
+                        for one, other in zip(first["products"], second["products"])]
+    best["measurements"] = first.get("measurements", 1) + second.get("measurements", 1)
+    return best
+
+
 def floors(ceiling, epochs=5, train_digits=60000, test_digits=10000, batch=128, hidden=HIDDEN):
     """Seconds the recipe's matrix products need at the measured rates: the least any implementation can take.
 

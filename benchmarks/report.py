@@ -85,7 +85,7 @@ def render(results):
         f"Produced by `{results['command']}` on {results['date']}.",
         "",
         "Seed recipe everywhere: Dense(512, relu) -> Dense(10, softmax), RMSprop (lr 0.001, rho 0.9), categorical "
-        f"cross-entropy, {results['epochs']} epochs, batch 128, the real MNIST ({results['data']}). Runs alternate "
+        f"cross-entropy, {results['epochs']} epoch{'s' if results['epochs'] != 1 else ''}, batch 128, the real MNIST ({results['data']}). Runs alternate "
         f"round-robin, {results['runs_per_variant']} per variant after one untimed warm-up each; seed = round number. "
         "*Whole process* is the wall time of the command, from start to exit, measured by the benchmark; *fit* is "
         "what the program itself reports for training (firstnet: `fit_seconds` in metrics.json, compile included).",
@@ -129,8 +129,9 @@ def render(results):
         "",
         "## The float32 ceiling and the floor it sets",
         "",
-        f"NumPy matrix products on all {machine['cores']} cores: a {ceiling['square_size']}x{ceiling['square_size']} "
-        f"sgemm runs at **{ceiling['square_gflops']:.0f} GFLOP/s**. The recipe's training is "
+        f"NumPy matrix products on all {machine['cores']} cores (best of {ceiling.get('measurements', 1)} "
+        f"measurements, one before the runs and one after each round): a "
+        f"{ceiling['square_size']}x{ceiling['square_size']} sgemm runs at **{ceiling['square_gflops']:.0f} GFLOP/s**. The recipe's training is "
         f"{floors['train_gflop']:.1f} GFLOP (plus {floors['evaluate_gflop']:.1f} GFLOP to evaluate), so fit cannot "
         f"take less than **{floors['fit_at_square_rate']:.2f} s** at that rate, or "
         f"**{floors['fit_at_step_rates']:.2f} s** with each product of a step at the rate NumPy reaches for its own "

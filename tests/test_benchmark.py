@@ -164,3 +164,14 @@ def test_report_marks_a_variant_whose_runs_all_failed():
     text = report.render(results)
     assert "| a plain PyTorch loop | failed: see results.json |" in text
     assert "PyTorch" not in "".join(what for what, *_ in report.goals(results, report.summarize(results["runs"])))
+
+
+def test_best_of_two_ceilings_keeps_each_products_higher_rate():
+    def fake(square, rates):
+        return {"square_size": 64, "square_gflops": square, "evaluate_gflops": square,
+                "products": [{"name": str(index), "m": 1, "k": 1, "n": 1, "transposed": None, "gflops": rate}
+                             for index, rate in enumerate(rates)]}
+
+    best = ceiling.best_of(fake(100.0, [10.0, 50.0]), fake(90.0, [20.0, 40.0]))
+    assert best["square_gflops"] == 100.0 and [p["gflops"] for p in best["products"]] == [20.0, 50.0]
+    assert best["measurements"] == 2

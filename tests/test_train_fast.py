@@ -192,3 +192,64 @@ def test_lean_import_leaves_out_optional_packages_only_while_keras_imports():
                           env={key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["False False False jax", "sklearn pandas"]
+
+
+def test_lean_import_falls_back_to_a_whole_import_if_keras_needs_a_hidden_package():
+    # Pretend Keras needed one of the hidden packages (here: jax itself, which it cannot do without).
+    script = (
+        "import sys\n"
+        "from firstnet import train\n"
+        "train.OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ('sklearn', 'jax')\n"
+        "keras, seconds = train.import_keras(lean=True)\n"
+        "import keras.ops\n"
+        "print(keras.backend.backend(), float(keras.ops.sum(keras.ops.ones(3))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["jax", "3.0"]
+
+
+def test_cli_run_has_its_figures_drawn_by_the_helper(tmp_path):
+    from conftest import run_firstnet
+
+    done = run_firstnet("train", "--epochs", "1", "--quiet", "--seed", "0", "--run-dir", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    metrics = __import__("json").loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["figures_drawn_by"] == "helper process"
+    for name in ("curves.png", "confusion.png"):
+        assert (tmp_path / "run" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert done.stdout.startswith("test_acc: ")
+
+
+def saved_run(tmp_path, figures):
+    model = seeded_model(0, hidden_units=8)
+    history = {"loss": [0.5, 0.3], "accuracy": [0.8, 0.9]}
+    metrics = {"confusion": np.eye(10, dtype=int).tolist()}
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(exist_ok=True)
+    train.save_run(run_dir, model, history, metrics, started=0.0, figures=figures)
+    return run_dir, metrics
+
+
+@pytest.mark.parametrize("failure", ["cannot start", "crashes"])
+def test_figures_are_drawn_here_when_the_helper_fails(failure, tmp_path, monkeypatch):
+    if failure == "cannot start":
+        monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+        helper = train._FigureHelper()
+    else:
+        helper = train._FigureHelper()
+        helper.draw("confusion", tmp_path / "run" / "confusion.png", "not a matrix")
+    run_dir, metrics = saved_run(tmp_path, helper)
+    assert metrics["figures_drawn_by"] == "this process"
+    for name in ("curves.png", "confusion.png", "metrics.json", "model.keras", "history.json"):
+        assert (run_dir / name).is_file()
+
+
+def test_helper_draws_what_it_is_asked(tmp_path):
+    helper = train._FigureHelper()
+    (tmp_path / "run").mkdir()
+    helper.draw("curves", tmp_path / "run" / "curves.png", {"loss": [0.5, 0.3], "accuracy": [0.8, 0.9]})
+    helper.draw("confusion", tmp_path / "run" / "confusion.png", np.eye(10, dtype=int).tolist())
+    assert helper.finish()
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+    assert (tmp_path / "run" / "confusion.png").stat().st_size > 1000

@@ -1,17 +1,20 @@
 """The learning loop of the tutorial: prepare MNIST, fit the network, evaluate it, keep it all in a run folder.
 
 Keras is imported inside the functions, not at the top: `train()` starts reading MNIST in a thread first, so the
-file is decompressed while Keras and JAX import (about a second on a 2-core laptop).
+file is decompressed while Keras and JAX import (about a second on a 2-core laptop). On JAX, `model.fit`'s work
+runs as one compiled program per epoch (`_fit_compiled`); benchmarks/ measures what each of these choices buys.
 """
 
 import dataclasses
 import datetime
 import importlib.abc
 import importlib.util
+import json
 import os
 import pathlib
 import platform
 import secrets
+import subprocess
 import sys
 import threading
 import time
@@ -21,11 +24,12 @@ import numpy as np
 from firstnet import __version__, runs
 from firstnet import data as mnist_data
 
-# `firstnet train` sets this to True: its process never uses Keras's scikit-learn wrappers, pandas inputs or
-# notebook display, so hiding those optional packages while Keras imports saves about a second. A library user (a
-# notebook, the tests) keeps the full Keras, because there the same Python session may go on to use them.
+# `firstnet train` sets this to True: its process never uses Keras's scikit-learn wrappers, pandas inputs, notebook
+# display or plotting helpers, so hiding those optional packages while Keras imports saves over a second, and the
+# run's figures are drawn by a helper process on the core that is idle meanwhile (see `_FigureHelper`). A library
+# user (a notebook, the tests) keeps the full Keras, because there the same Python session may go on to use them.
 LEAN_KERAS_IMPORT = False
-OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ("sklearn", "pandas", "IPython")
+OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ("sklearn", "pandas", "IPython", "matplotlib")
 
 # Batches of the training loop that run as one call to the compiled program between two progress-bar updates.
 STEPS_PER_CALL = 50
@@ -99,13 +103,22 @@ def train(config=None, data=None, log=None):
     config._check_numbers()
     # MNIST is read in a thread while Keras imports: unzipping the file releases the interpreter lock.
     loading = None if data is not None else _Loading(config.data)
-    _, import_seconds = import_keras(lean=LEAN_KERAS_IMPORT)
-    config.check()
-    seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
-    run_dir = runs.new_run_dir(config.run_dir, root=config.runs_root)
+    figures = _FigureHelper() if LEAN_KERAS_IMPORT else None
     try:
-        return _train(config, data, loading, seed, run_dir, log or (lambda line: None), started, import_seconds)
+        _, import_seconds = import_keras(lean=LEAN_KERAS_IMPORT)
+        config.check()
+        seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+        run_dir = runs.new_run_dir(config.run_dir, root=config.runs_root)
     except BaseException:
+        if figures:
+            figures.stop()
+        raise
+    try:
+        return _train(config, data, loading, seed, run_dir, log or (lambda line: None), started, import_seconds,
+                      figures)
+    except BaseException:
+        if figures:
+            figures.stop()
         if run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()
         raise
@@ -151,23 +164,34 @@ class _HidePackages(importlib.abc.MetaPathFinder):
 def import_keras(lean=False):
     """Import keras (its backend chosen by firstnet/__init__.py) and return it with the seconds it took.
 
-    `lean=True` hides scikit-learn and pandas while keras imports, when neither is imported yet: Keras then
-    leaves out its scikit-learn wrappers and pandas inputs for this process (nothing else changes).
+    `lean=True`, on the JAX backend, hides scikit-learn, pandas, IPython and matplotlib while keras imports, when
+    none is imported yet: Keras then leaves out its scikit-learn wrappers, pandas inputs, notebook display and
+    plotting helpers for this process (they can still be imported afterwards). Other backends import things of
+    their own that look for these packages, so they get the ordinary import; so does Keras, should a future
+    release need one of them.
     """
     started = time.perf_counter()
     if "keras" in sys.modules:
         import keras
 
         return keras, 0.0
+    lean = lean and os.environ.get("KERAS_BACKEND") == "jax"
     hidden = [name for name in OPTIONAL_PACKAGES_KERAS_NEEDS_NOT if name not in sys.modules] if lean else []
-    hook = _HidePackages(hidden)
     if hidden:
+        hook = _HidePackages(hidden)
         sys.meta_path.insert(0, hook)
-    try:
-        import keras
-    finally:
-        if hidden:
+        try:
+            import keras
+        except ImportError as error:
+            if "hidden while keras imports" not in str(error):
+                raise
+            # Forget the half-imported Keras and import it whole.
+            for name in [name for name in sys.modules if name == "keras" or name.startswith("keras.")]:
+                del sys.modules[name]
+        finally:
             sys.meta_path.remove(hook)
+    import keras
+
     return keras, time.perf_counter() - started
 
 
@@ -228,7 +252,7 @@ def enable_compilation_cache():
     return folder
 
 
-def _train(config, data, loading, seed, run_dir, log, started, import_seconds):
+def _train(config, data, loading, seed, run_dir, log, started, import_seconds, figures=None):
     """Run the whole lesson once and return the run folder, the trained model, its history and its metrics.
 
     `data` may be an `Mnist` already loaded (the notebook and the tests pass one); otherwise `config.data` or
@@ -256,6 +280,8 @@ def _train(config, data, loading, seed, run_dir, log, started, import_seconds):
     fit = _fit_compiled if _can_fit_compiled(model) else _fit_keras
     history, interrupted, compile_seconds = fit(model, data, config, seed)
     fit_seconds = time.perf_counter() - phase_started
+    if figures:
+        figures.draw("curves", run_dir / "curves.png", history)
 
     phase_started = time.perf_counter()
     scores = evaluate.evaluate_model(model, data.x_test, data.y_test, verbose=config.verbose)
@@ -293,7 +319,9 @@ def _train(config, data, loading, seed, run_dir, log, started, import_seconds):
         "started_at": started_at,
         "run_dir": str(run_dir),
     }
-    save_run(run_dir, model, history, metrics, started)
+    if figures:
+        figures.draw("confusion", run_dir / "confusion.png", metrics["confusion"])
+    save_run(run_dir, model, history, metrics, started, figures=figures)
     return TrainResult(run_dir=run_dir, model=model, history=history, metrics=metrics)
 
 
@@ -330,12 +358,12 @@ def _fit_compiled(model, data, config, seed, shuffle=True):
     What is computed is fit's own work, through Keras's public stateless API: the tutorial's model
     (`model.stateless_call`), its loss (categorical cross-entropy of the softmax output), its optimizer
     (`optimizer.stateless_apply`), shuffled batches of `batch_size` with the last one smaller, and the epoch's
-    running mean loss and accuracy in the history. The only change is where the work happens: the pixels stay
-    uint8 until the compiled step scales them with the tutorial's `/ 255` (so no float32 copy of the data is made
-    each epoch), and Python hands the device 50 batches at a time instead of one, which is what makes it fast.
+    running mean loss and accuracy in the history. What changes is where the work happens: Python hands the
+    device a whole epoch at a time (50 batches between two progress-bar updates) instead of one batch, the pixels
+    stay uint8 until the compiled step turns them into the tutorial's float32 values (no float32 copy of the data
+    is shuffled each epoch), and on a CPU one slow matrix product is kept fast (`_skinny_products_kept`).
     """
     import jax
-    import keras
 
     train_images, train_labels, validation = _split_validation(data, config.validation_split)
     train_count = len(train_images)
@@ -422,6 +450,8 @@ def _training_program(model, batch_size):
         return loss, (probabilities, non_trainable)
 
     gradient = jax.value_and_grad(loss_and_outputs, has_aux=True)
+    if jax.default_backend() == "cpu":
+        gradient = _skinny_products_kept(gradient)
 
     def run_steps(state, totals, images, labels, order, weights, first, count):
         def one_step(step, carry):
@@ -444,6 +474,55 @@ def _training_program(model, batch_size):
         return jax.lax.fori_loop(first, first + count, one_step, (state, totals))
 
     return jax.jit(run_steps)
+
+
+def _skinny_products_kept(function):
+    """`function`, computing the same sums, with XLA's slowest CPU matrix product of the lesson kept fast.
+
+    JAX computes the output layer's kernel gradient as d_probabilities^T @ hidden, a 10x512 product over the
+    batch, and then transposes it to the kernel's 512x10. XLA folds that transpose into the product and runs its
+    512x10 kernel, which takes 0.2 ms on a CPU, a fifth of a whole training step; the 10x512 product takes 0.03 ms.
+    This runs `function`'s traced computation again with an optimization barrier after each such product (the
+    first axis of both operands contracted, far fewer rows than columns), so XLA keeps it as JAX wrote it.
+    """
+    import jax
+    from jax.extend import core as jax_core
+
+    def kept_product(equation, left, right):
+        (contracting, batch) = equation.params["dimension_numbers"]
+        if (batch != ((), ()) or tuple(map(tuple, contracting)) != ((0,), (0,)) or left.ndim != 2 or right.ndim != 2
+                or left.shape[1] * 8 > right.shape[1]):
+            return None
+        product = equation.primitive.bind(left, right, **equation.primitive.get_bind_params(equation.params))
+        return [jax.lax.optimization_barrier(product)]
+
+    def evaluate(jaxpr, constants, *arguments):
+        values = dict(zip(jaxpr.constvars, constants))
+        values.update(zip(jaxpr.invars, arguments))
+
+        def read(atom):
+            return atom.val if isinstance(atom, jax_core.Literal) else values[atom]
+
+        for equation in jaxpr.eqns:
+            inputs = [read(atom) for atom in equation.invars]
+            outputs = None
+            if equation.primitive is jax.lax.dot_general_p:
+                outputs = kept_product(equation, *inputs)
+            elif equation.primitive.name in ("jit", "pjit"):
+                inner = equation.params["jaxpr"]
+                outputs = evaluate(inner.jaxpr, inner.consts, *inputs)
+            if outputs is None:
+                result = equation.primitive.bind(*inputs, **equation.primitive.get_bind_params(equation.params))
+                outputs = result if equation.primitive.multiple_results else [result]
+            values.update(zip(equation.outvars, outputs))
+        return [read(atom) for atom in jaxpr.outvars]
+
+    def kept(*arguments):
+        traced, shapes = jax.make_jaxpr(function, return_shape=True)(*arguments)
+        results = evaluate(traced.jaxpr, traced.consts, *jax.tree.leaves(arguments))
+        return jax.tree.unflatten(jax.tree.structure(shapes), results)
+
+    return kept
 
 
 def scale_pixels(pixels):
@@ -510,20 +589,92 @@ class _Progress:
             self.bar.update(self.steps, list(logs.items()), finalize=True)
 
 
-def save_run(run_dir, model, history, metrics, started):
+def save_run(run_dir, model, history, metrics, started, *, figures=None):
     """Write a run folder, each file atomically: model.keras, history.json, curves.png, confusion.png, metrics.json.
 
     `metrics` must hold "confusion"; this adds save_seconds, finished_at and total_seconds (from `started`, a
     time.perf_counter() value). metrics.json is written last: its presence marks the run as complete.
+    `figures`, a `_FigureHelper` already asked to draw both figures, is waited for; if it failed they are drawn here.
     """
-    from firstnet import plots
-
     phase_started = time.perf_counter()
     runs.save_model(model, run_dir / "model.keras")
     runs.write_json(run_dir / "history.json", history)
-    runs.save_figure(plots.curves_figure(history), run_dir / "curves.png")
-    runs.save_figure(plots.confusion_figure(np.asarray(metrics["confusion"])), run_dir / "confusion.png")
+    metrics["figures_drawn_by"] = "helper process" if figures and figures.finish() else "this process"
+    if metrics["figures_drawn_by"] == "this process":
+        from firstnet import plots
+
+        runs.save_figure(plots.curves_figure(history), run_dir / "curves.png")
+        runs.save_figure(plots.confusion_figure(np.asarray(metrics["confusion"])), run_dir / "confusion.png")
     metrics["save_seconds"] = time.perf_counter() - phase_started
     metrics["finished_at"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     metrics["total_seconds"] = time.perf_counter() - started
     runs.write_json(run_dir / "metrics.json", metrics)
+
+
+class _FigureHelper:
+    """A helper process that draws the run's two figures (curves.png, confusion.png) while this one trains.
+
+    Importing matplotlib and drawing take about a second of one core. On a 2-core laptop one core is idle while
+    Keras imports and while the test digits are scored, so the helper imports matplotlib at once and draws each
+    figure as soon as its numbers are known. It runs in its own session, so a Ctrl-C that stops training early
+    does not stop it. If anything goes wrong with it, `save_run` draws the figures itself, as before.
+    """
+
+    def __init__(self):
+        self.failed = False
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from firstnet import train; train._draw_figures()"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+                start_new_session=True)
+        except OSError:
+            self.process, self.failed = None, True
+
+    def draw(self, figure, path, numbers):
+        if self.failed:
+            return
+        try:
+            self.process.stdin.write(json.dumps({"figure": figure, "path": str(path), "numbers": numbers}) + "\n")
+            self.process.stdin.flush()
+        except OSError:
+            self.failed = True
+
+    def finish(self, timeout=60):
+        """Wait for the figures; True if the helper drew them all."""
+        if self.failed:
+            self.stop()
+            return False
+        try:
+            self.process.stdin.close()
+            self.process.wait(timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            self.stop()
+            return False
+        self.failed = self.process.returncode != 0
+        return not self.failed
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.failed = True
+
+
+def _draw_figures():
+    """The helper's side of `_FigureHelper`: import matplotlib now, then draw each figure asked for on stdin."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401  (the slow part, done before the first figure is asked for)
+
+    from firstnet import plots
+
+    for line in sys.stdin:
+        job = json.loads(line)
+        if job["figure"] == "curves":
+            figure = plots.curves_figure(job["numbers"])
+        else:
+            figure = plots.confusion_figure(np.asarray(job["numbers"]))
+        runs.save_figure(figure, pathlib.Path(job["path"]))
+    sys.stdout.flush()
+    os._exit(0)
