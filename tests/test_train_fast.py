@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from firstnet import data as mnist_data, model as firstnet_model, train
+from firstnet import data as mnist_data, fastfit, model as firstnet_model, startup, train
 
 
 def small_mnist(mnist, train_count, test_count=500):
@@ -34,8 +34,8 @@ def test_compiled_loop_matches_model_fit_step_for_step(mnist):
     fitted = reference.fit(mnist_data.prepare_images(data.x_train), mnist_data.one_hot(data.y_train), epochs=2,
                            batch_size=128, shuffle=False, verbose=0)
     ours = seeded_model(7)
-    assert train._can_fit_compiled(ours)
-    history, interrupted, _ = train._fit_compiled(ours, data, config, seed=0, shuffle=False)
+    assert fastfit.supported(ours)
+    history, interrupted, _ = fastfit.fit(ours, data, config, seed=0, shuffle=False)
 
     assert not interrupted
     for expected, found in zip(reference.get_weights(), ours.get_weights()):
@@ -52,7 +52,7 @@ def test_pixels_scaled_on_the_device_equal_the_tutorials_float32_division(mnist)
     import jax
 
     images = np.concatenate([mnist.x_train, mnist.x_test]).reshape(70000, -1)
-    on_device = jax.jit(train.scale_pixels)(images)
+    on_device = jax.jit(fastfit.scale_pixels)(images)
     # Bit for bit: the compiled step sees exactly the tutorial's `astype('float32') / 255`.
     assert np.array_equal(np.asarray(on_device), mnist_data.prepare_images(images))
 
@@ -60,14 +60,14 @@ def test_pixels_scaled_on_the_device_equal_the_tutorials_float32_division(mnist)
 def test_same_seed_same_numbers_with_or_without_progress_bar(mnist, tmp_path):
     # With the progress bar the 19 batches of an epoch run 4 per call; without it, all 19 in one call.
     data = small_mnist(mnist, 3000)
-    original = train.STEPS_PER_CALL
-    train.STEPS_PER_CALL = 4
+    original = fastfit.STEPS_PER_CALL
+    fastfit.STEPS_PER_CALL = 4
     try:
         results = [train.train(train.TrainConfig(epochs=2, hidden_units=32, seed=5, validation_split=0.2,
                                                  verbose=verbose, run_dir=str(tmp_path / f"run{verbose}")), data=data)
                    for verbose in (0, 1)]
     finally:
-        train.STEPS_PER_CALL = original
+        fastfit.STEPS_PER_CALL = original
     first, second = (result.metrics for result in results)
     assert first["training_loop"].startswith("compiled")
     for key in ("test_accuracy", "test_loss", "train_accuracy", "train_loss"):
@@ -93,10 +93,10 @@ def test_run_records_its_phases(trained_run):
 def test_other_backends_get_model_fit(mnist, monkeypatch):
     model = seeded_model(1, hidden_units=16)
     monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
-    assert not train._can_fit_compiled(model)
+    assert not fastfit.supported(model)
     monkeypatch.undo()
     # The fallback is the tutorial's own model.fit; it runs here on JAX just as it would on torch or TensorFlow.
-    history, interrupted, compile_seconds = train._fit_keras(
+    history, interrupted, compile_seconds = train.fit_with_keras(
         model, small_mnist(mnist, 512), train.TrainConfig(epochs=1, verbose=0), seed=0)
     assert not interrupted and compile_seconds is None
     assert set(history) == {"loss", "accuracy"} and len(history["loss"]) == 1
@@ -105,31 +105,31 @@ def test_other_backends_get_model_fit(mnist, monkeypatch):
 def test_a_model_compiled_otherwise_is_not_taken_over():
     model = firstnet_model.build_model(hidden_units=8)
     model.compile(optimizer="rmsprop", loss="mean_squared_error", metrics=["accuracy"])
-    assert not train._can_fit_compiled(model)
+    assert not fastfit.supported(model)
 
 
 def test_cache_folder_choice(monkeypatch, tmp_path):
     monkeypatch.delenv("FIRSTNET_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert train.compilation_cache_dir() == tmp_path / "xdg" / "firstnet" / "jax"
+    assert startup.compilation_cache_dir() == tmp_path / "xdg" / "firstnet" / "jax"
     for off in ("off", "0", ""):
         monkeypatch.setenv("FIRSTNET_CACHE_DIR", off)
-        assert train.compilation_cache_dir() is None
+        assert startup.compilation_cache_dir() is None
     monkeypatch.setenv("FIRSTNET_CACHE_DIR", str(tmp_path / "mine"))
-    assert train.compilation_cache_dir() == tmp_path / "mine"
+    assert startup.compilation_cache_dir() == tmp_path / "mine"
 
 
 def test_cache_folder_must_be_private_and_writable(tmp_path):
-    assert train._private_writable_folder(tmp_path / "new" / "cache")
+    assert startup._private_writable_folder(tmp_path / "new" / "cache")
     assert stat.S_IMODE((tmp_path / "new" / "cache").stat().st_mode) & 0o077 == 0
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    assert not train._private_writable_folder(blocker / "cache")
+    assert not startup._private_writable_folder(blocker / "cache")
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
     # Anyone could plant a compiled program there, and JAX would run it: refused.
-    assert not train._private_writable_folder(shared)
+    assert not startup._private_writable_folder(shared)
 
 
 @pytest.mark.parametrize("setting", ["unusable", "off"])
@@ -182,8 +182,8 @@ def test_cache_is_filled_and_reused(mnist_path, tmp_path):
 def test_lean_import_leaves_out_optional_packages_only_while_keras_imports():
     script = (
         "import sys\n"
-        "from firstnet import train\n"
-        "keras, seconds = train.import_keras(lean=True)\n"
+        "from firstnet import startup\n"
+        "keras, seconds = startup.import_keras(lean=True)\n"
         "print('sklearn' in sys.modules, 'pandas' in sys.modules, 'IPython' in sys.modules, keras.backend.backend())\n"
         "import sklearn, pandas\n"
         "print(sklearn.__name__, pandas.__name__)\n"
@@ -198,9 +198,9 @@ def test_lean_import_falls_back_to_a_whole_import_if_keras_needs_a_hidden_packag
     # Pretend Keras needed one of the hidden packages (here: jax itself, which it cannot do without).
     script = (
         "import sys\n"
-        "from firstnet import train\n"
-        "train.OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ('sklearn', 'jax')\n"
-        "keras, seconds = train.import_keras(lean=True)\n"
+        "from firstnet import startup\n"
+        "startup.OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ('sklearn', 'jax')\n"
+        "keras, seconds = startup.import_keras(lean=True)\n"
         "import keras.ops\n"
         "print(keras.backend.backend(), float(keras.ops.sum(keras.ops.ones(3))))\n"
     )
@@ -235,9 +235,9 @@ def saved_run(tmp_path, figures):
 def test_figures_are_drawn_here_when_the_helper_fails(failure, tmp_path, monkeypatch):
     if failure == "cannot start":
         monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
-        helper = train._FigureHelper()
+        helper = startup.FigureHelper()
     else:
-        helper = train._FigureHelper()
+        helper = startup.FigureHelper()
         helper.draw("confusion", tmp_path / "run" / "confusion.png", "not a matrix")
     run_dir, metrics = saved_run(tmp_path, helper)
     assert metrics["figures_drawn_by"] == "this process"
@@ -246,7 +246,7 @@ def test_figures_are_drawn_here_when_the_helper_fails(failure, tmp_path, monkeyp
 
 
 def test_helper_draws_what_it_is_asked(tmp_path):
-    helper = train._FigureHelper()
+    helper = startup.FigureHelper()
     (tmp_path / "run").mkdir()
     helper.draw("curves", tmp_path / "run" / "curves.png", {"loss": [0.5, 0.3], "accuracy": [0.8, 0.9]})
     helper.draw("confusion", tmp_path / "run" / "confusion.png", np.eye(10, dtype=int).tolist())

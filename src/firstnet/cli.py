@@ -134,14 +134,14 @@ def command_show(args):
 
 
 def command_train(args):
-    from firstnet import train
+    from firstnet import startup, train
 
     config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, hidden_units=args.hidden_units,
                                optimizer=args.optimizer, learning_rate=args.learning_rate,
                                validation_split=args.validation_split, seed=args.seed, data=args.data,
                                run_dir=args.run_dir, verbose=0 if args.quiet else 1)
     # This process never uses Keras's scikit-learn wrappers or pandas inputs: skip importing them (about 1 s).
-    train.LEAN_KERAS_IMPORT = True
+    startup.LEAN_KERAS_IMPORT = True
     result = train.train(config, log=None if args.quiet else print)
     print_scores(result.metrics["test_accuracy"], result.metrics["test_loss"])
     if not args.quiet:

@@ -234,13 +234,13 @@ def train(config=None, data=None, log=None):
     """
     started = time.perf_counter()
     # Keras is imported only here, to package the result as `train` does; the learning above is NumPy alone.
-    from firstnet import runs, train as keras_train
+    from firstnet import runs, startup, train as keras_train
 
     config = config or keras_train.TrainConfig()
     if config.optimizer != "rmsprop":
         raise UserError(f"--optimizer {config.optimizer}: the from-scratch twin implements only rmsprop, the "
                         f"tutorial's; use `firstnet train --optimizer {config.optimizer}` for the others")
-    _, import_seconds = keras_train.import_keras()
+    _, import_seconds = startup.import_keras()
     config.check()
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     run_dir = runs.new_run_dir(config.run_dir, root=config.runs_root)

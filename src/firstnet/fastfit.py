@@ -1,0 +1,260 @@
+"""model.fit's work for the tutorial's network as compiled JAX programs: the same numbers, computed faster."""
+
+import time
+
+import numpy as np
+
+from firstnet import data as mnist_data
+
+# Batches of the training loop that run as one call to the compiled program between two progress-bar updates.
+STEPS_PER_CALL = 50
+
+# The tutorial's `astype("float32") / 255` of each of the 256 pixel values, computed by NumPy. Compiled code looks
+# pixels up here: XLA turns a division by 255 into a multiplication, one unit in the last place off for half of them.
+PIXEL_VALUES = np.arange(256, dtype=np.float32) / 255
+
+
+def supported(model):
+    """The compiled loop computes exactly what `compile_model` asked for, on JAX; anything else goes to model.fit."""
+    import keras
+
+    compiled_with = model.get_compile_config()
+    return (keras.backend.backend() == "jax" and compiled_with.get("loss") == "categorical_crossentropy"
+            and list(compiled_with.get("metrics") or []) == ["accuracy"])
+
+
+def fit(model, data, config, seed, shuffle=True):
+    """`model.fit` as one compiled JAX program per group of batches, fed with the uint8 digits kept on the device.
+
+    What is computed is fit's own work, through Keras's public stateless API: the tutorial's model
+    (`model.stateless_call`), its loss (categorical cross-entropy of the softmax output), its optimizer
+    (`optimizer.stateless_apply`), shuffled batches of `batch_size` with the last one smaller, and the epoch's
+    running mean loss and accuracy in the history. What changes is where the work happens: Python hands the
+    device a whole epoch at a time (50 batches between two progress-bar updates) instead of one batch, the pixels
+    stay uint8 until the compiled step turns them into the tutorial's float32 values (no float32 copy of the data
+    is shuffled each epoch), and on a CPU one slow matrix product is kept fast (`_skinny_products_kept`).
+    """
+    import jax
+
+    train_images, train_labels, validation = _split_validation(data, config.validation_split)
+    train_count = len(train_images)
+    steps = -(-train_count // config.batch_size)
+    images = jax.device_put(train_images.reshape(train_count, -1))
+    labels = jax.device_put(train_labels.astype(np.int32))
+    model.optimizer.build(model.trainable_variables)
+    state = _read_state(model)
+    run_steps = _training_program(model, config.batch_size)
+    shuffling = np.random.default_rng(seed)
+
+    compile_started = time.perf_counter()
+    order, weights = _epoch_order(shuffling if shuffle else None, train_count, steps, config.batch_size)
+    totals = (np.float32(0), np.float32(0), np.float32(0))
+    compiled = run_steps.lower(state, totals, images, labels, order, weights, 0, 1).compile()
+    compile_seconds = time.perf_counter() - compile_started
+
+    history = {"loss": [], "accuracy": []}
+    progress = _Progress(config.verbose, config.epochs, steps)
+    interrupted = False
+    try:
+        for epoch in range(config.epochs):
+            if epoch and shuffle:
+                order, weights = _epoch_order(shuffling, train_count, steps, config.batch_size)
+            progress.start(epoch)
+            totals = (np.float32(0), np.float32(0), np.float32(0))
+            # Without a progress bar the whole epoch is one call; the loop body is the same program either way.
+            per_call = STEPS_PER_CALL if config.verbose == 1 else steps
+            for first in range(0, steps, per_call):
+                count = min(per_call, steps - first)
+                state, totals = compiled(state, totals, images, labels, order, weights, first, count)
+                if config.verbose == 1:
+                    progress.update(first + count, _epoch_logs(totals))
+            logs = _epoch_logs(totals)
+            if validation is not None:
+                _write_back(model, state)
+                logs.update(_validation_logs(model, validation, config.batch_size))
+                # Keras's evaluate may donate the variables' buffers to its own program: read them back.
+                state = _read_state(model)
+            for key, value in logs.items():
+                history.setdefault(key, []).append(value)
+            progress.finish(logs)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\nInterrupted: evaluating and saving the model as trained so far (Ctrl-C again to abandon it).")
+    _write_back(model, state)
+    return history, interrupted, compile_seconds
+
+
+def _split_validation(data, validation_split):
+    """Keras's rule for validation_split: the last fraction of the training digits, before any shuffling."""
+    if not validation_split:
+        return data.x_train, data.y_train, None
+    split_at = int(np.floor(len(data.x_train) * (1.0 - validation_split)))
+    if split_at in (0, len(data.x_train)):
+        raise ValueError(f"validation_split {validation_split} leaves no digits for training or for validation "
+                         f"out of {len(data.x_train)}")
+    return data.x_train[:split_at], data.y_train[:split_at], (data.x_train[split_at:], data.y_train[split_at:])
+
+
+def _epoch_order(shuffling, count, steps, batch_size):
+    """A new shuffle of the digits (none without `shuffling`), padded to whole batches of which the padding weighs 0."""
+    order = np.zeros(steps * batch_size, dtype=np.int32)
+    order[:count] = shuffling.permutation(count) if shuffling is not None else np.arange(count)
+    weights = np.zeros(steps * batch_size, dtype=np.float32)
+    weights[:count] = 1.0
+    return order, weights
+
+
+def _training_program(model, batch_size):
+    """A jitted function that runs `count` training steps from step `first` of an epoch, on the device."""
+    import jax
+    from jax import numpy as jnp
+    from keras import ops
+
+    optimizer = model.optimizer
+    num_classes = model.outputs[0].shape[-1]
+
+    def loss_and_outputs(trainable, non_trainable, images, targets, weights):
+        probabilities, non_trainable = model.stateless_call(trainable, non_trainable, images, training=True)
+        # Keras's categorical cross-entropy, averaged over the digits of this batch (the padding weighs 0).
+        per_digit = ops.categorical_crossentropy(targets, probabilities)
+        loss = ops.sum(per_digit * weights) / ops.sum(weights)
+        return loss, (probabilities, non_trainable)
+
+    gradient = jax.value_and_grad(loss_and_outputs, has_aux=True)
+    if jax.default_backend() == "cpu":
+        gradient = _skinny_products_kept(gradient)
+
+    def run_steps(state, totals, images, labels, order, weights, first, count):
+        def one_step(step, carry):
+            (trainable, non_trainable, optimizer_variables), (loss_total, correct, seen) = carry
+            rows = jax.lax.dynamic_slice_in_dim(order, step * batch_size, batch_size)
+            batch_weights = jax.lax.dynamic_slice_in_dim(weights, step * batch_size, batch_size)
+            # The tutorial's preparation, done here on the device: pixels as float32 in 0..1, labels one-hot.
+            batch_images = scale_pixels(jnp.take(images, rows, axis=0))
+            batch_labels = jnp.take(labels, rows, axis=0)
+            targets = ops.one_hot(batch_labels, num_classes)
+            (loss, (probabilities, non_trainable)), gradients = gradient(
+                trainable, non_trainable, batch_images, targets, batch_weights)
+            trainable, optimizer_variables = optimizer.stateless_apply(optimizer_variables, gradients, trainable)
+            # fit's running means: the loss weighted by batch size, the accuracy over all digits seen so far.
+            batch_count = ops.sum(batch_weights)
+            hits = ops.sum(ops.cast(ops.argmax(probabilities, axis=-1) == batch_labels, "float32") * batch_weights)
+            return (trainable, non_trainable, optimizer_variables), (loss_total + loss * batch_count, correct + hits,
+                                                                     seen + batch_count)
+
+        return jax.lax.fori_loop(first, first + count, one_step, (state, totals))
+
+    return jax.jit(run_steps)
+
+
+def _skinny_products_kept(function):
+    """`function`, computing the same sums, with XLA's slowest CPU matrix product of the lesson kept fast.
+
+    JAX computes the output layer's kernel gradient as d_probabilities^T @ hidden, a 10x512 product over the
+    batch, and then transposes it to the kernel's 512x10. XLA folds that transpose into the product and runs its
+    512x10 kernel, which takes 0.2 ms on a CPU, a fifth of a whole training step; the 10x512 product takes 0.03 ms.
+    This runs `function`'s traced computation again with an optimization barrier after each such product (the
+    first axis of both operands contracted, far fewer rows than columns), so XLA keeps it as JAX wrote it.
+    """
+    import jax
+    from jax.extend import core as jax_core
+
+    def kept_product(equation, left, right):
+        (contracting, batch) = equation.params["dimension_numbers"]
+        if (batch != ((), ()) or tuple(map(tuple, contracting)) != ((0,), (0,)) or left.ndim != 2 or right.ndim != 2
+                or left.shape[1] * 8 > right.shape[1]):
+            return None
+        product = equation.primitive.bind(left, right, **equation.primitive.get_bind_params(equation.params))
+        return [jax.lax.optimization_barrier(product)]
+
+    def evaluate(jaxpr, constants, *arguments):
+        values = dict(zip(jaxpr.constvars, constants))
+        values.update(zip(jaxpr.invars, arguments))
+
+        def read(atom):
+            return atom.val if isinstance(atom, jax_core.Literal) else values[atom]
+
+        for equation in jaxpr.eqns:
+            inputs = [read(atom) for atom in equation.invars]
+            outputs = None
+            if equation.primitive is jax.lax.dot_general_p:
+                outputs = kept_product(equation, *inputs)
+            elif equation.primitive.name in ("jit", "pjit"):
+                inner = equation.params["jaxpr"]
+                outputs = evaluate(inner.jaxpr, inner.consts, *inputs)
+            if outputs is None:
+                result = equation.primitive.bind(*inputs, **equation.primitive.get_bind_params(equation.params))
+                outputs = result if equation.primitive.multiple_results else [result]
+            values.update(zip(equation.outvars, outputs))
+        return [read(atom) for atom in jaxpr.outvars]
+
+    def kept(*arguments):
+        traced, shapes = jax.make_jaxpr(function, return_shape=True)(*arguments)
+        results = evaluate(traced.jaxpr, traced.consts, *jax.tree.leaves(arguments))
+        return jax.tree.unflatten(jax.tree.structure(shapes), results)
+
+    return kept
+
+
+def scale_pixels(pixels):
+    """uint8 pixels to the tutorial's float32 values in 0..1, bit for bit, inside compiled JAX code."""
+    from jax import numpy as jnp
+
+    return jnp.take(jnp.asarray(PIXEL_VALUES), pixels.astype("int32"), axis=0)
+
+
+def _epoch_logs(totals):
+    loss_total, correct, seen = (float(value) for value in totals)
+    return {"accuracy": correct / seen, "loss": loss_total / seen} if seen else {}
+
+
+def _validation_logs(model, validation, batch_size):
+    images, labels = validation
+    import keras
+
+    loss, accuracy = model.evaluate(mnist_data.prepare_images(images), keras.utils.to_categorical(labels, 10),
+                                    batch_size=batch_size, verbose=0)
+    return {"val_accuracy": float(accuracy), "val_loss": float(loss)}
+
+
+def _read_state(model):
+    """The model's and its optimizer's variables as JAX arrays, in the order `stateless_call`/`_apply` expect."""
+    return (
+        [variable.value for variable in model.trainable_variables],
+        [variable.value for variable in model.non_trainable_variables],
+        [variable.value for variable in model.optimizer.variables],
+    )
+
+
+def _write_back(model, state):
+    """Put the trained values into the Keras model and its optimizer, as fit does when it ends."""
+    trainable, non_trainable, optimizer_variables = state
+    for variables, values in ((model.trainable_variables, trainable), (model.non_trainable_variables, non_trainable),
+                              (model.optimizer.variables, optimizer_variables)):
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+
+class _Progress:
+    """fit's progress display: "Epoch k/n" then Keras's own progress bar with the running loss and accuracy."""
+
+    def __init__(self, verbose, epochs, steps):
+        self.verbose, self.epochs, self.steps = verbose, epochs, steps
+        self.bar = None
+
+    def start(self, epoch):
+        if not self.verbose:
+            return
+        import keras
+
+        if self.epochs > 1:
+            print(f"Epoch {epoch + 1}/{self.epochs}")
+        self.bar = keras.utils.Progbar(target=self.steps, verbose=self.verbose, unit_name="step", stateless_metrics=set())
+
+    def update(self, step, logs):
+        if self.bar is not None:
+            self.bar.update(step, list(logs.items()), finalize=False)
+
+    def finish(self, logs):
+        if self.bar is not None:
+            self.bar.update(self.steps, list(logs.items()), finalize=True)

@@ -1,0 +1,220 @@
+"""How `firstnet train` starts fast: MNIST read as Keras imports, a lean import, a compile cache, a figure helper."""
+
+import importlib.abc
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+from firstnet import runs
+from firstnet import data as mnist_data
+
+# `firstnet train` sets this to True: its process never uses Keras's scikit-learn wrappers, pandas inputs, notebook
+# display or plotting helpers, so hiding those optional packages while Keras imports saves over a second, and the
+# run's figures are drawn by a helper process on the core that is idle meanwhile (see `FigureHelper`). A library
+# user (a notebook, the tests) keeps the full Keras, because there the same Python session may go on to use them.
+LEAN_KERAS_IMPORT = False
+OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ("sklearn", "pandas", "IPython", "matplotlib")
+
+
+class Loading(threading.Thread):
+    """`load_mnist` in a background thread; `result()` waits for it and raises what it raised."""
+
+    def __init__(self, path):
+        super().__init__(name="firstnet-load-mnist", daemon=True)
+        self.path = path
+        self.data = self.error = None
+        self.seconds = 0.0
+        self.start()
+
+    def run(self):
+        started = time.perf_counter()
+        try:
+            self.data = mnist_data.load_mnist(self.path)
+        except BaseException as error:  # Handed to the main thread, which raises it.
+            self.error = error
+        self.seconds = time.perf_counter() - started
+
+    def result(self):
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.data
+
+
+class _HidePackages(importlib.abc.MetaPathFinder):
+    """An import hook under which `import sklearn` (say) fails as if the package were not installed."""
+
+    def __init__(self, names):
+        self.names = set(names)
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self.names:
+            raise ImportError(f"{name} is hidden while keras imports")
+        return None
+
+
+def import_keras(lean=False):
+    """Import keras (its backend chosen by firstnet/__init__.py) and return it with the seconds it took.
+
+    `lean=True`, on the JAX backend, hides scikit-learn, pandas, IPython and matplotlib while keras imports, when
+    none is imported yet: Keras then leaves out its scikit-learn wrappers, pandas inputs, notebook display and
+    plotting helpers for this process (they can still be imported afterwards). Other backends import things of
+    their own that look for these packages, so they get the ordinary import; so does Keras, should a future
+    release need one of them.
+    """
+    started = time.perf_counter()
+    if "keras" in sys.modules:
+        import keras
+
+        return keras, 0.0
+    lean = lean and os.environ.get("KERAS_BACKEND") == "jax"
+    hidden = [name for name in OPTIONAL_PACKAGES_KERAS_NEEDS_NOT if name not in sys.modules] if lean else []
+    if hidden:
+        hook = _HidePackages(hidden)
+        sys.meta_path.insert(0, hook)
+        try:
+            import keras
+        except ImportError as error:
+            if "hidden while keras imports" not in str(error):
+                raise
+            # Forget the half-imported Keras and import it whole.
+            for name in [name for name in sys.modules if name == "keras" or name.startswith("keras.")]:
+                del sys.modules[name]
+        finally:
+            sys.meta_path.remove(hook)
+    import keras
+
+    return keras, time.perf_counter() - started
+
+
+def compilation_cache_dir():
+    """Where firstnet keeps compiled programs between runs: $FIRSTNET_CACHE_DIR, else the user's cache folder.
+
+    FIRSTNET_CACHE_DIR=off (or 0, or an empty value) turns the cache off.
+    """
+    chosen = os.environ.get("FIRSTNET_CACHE_DIR")
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "0", "off", "no", "false") else pathlib.Path(chosen).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(base) / "firstnet" / "jax"
+
+
+def _private_writable_folder(folder):
+    """Create `folder` for this user only; True if it can be written and no other user can write to it.
+
+    JAX runs what it finds in its compilation cache, so a cache folder that others can write to is refused.
+    """
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        status = folder.stat()
+        if hasattr(os, "getuid") and (status.st_uid != os.getuid() or status.st_mode & 0o022):
+            return False
+        with open(folder / f".probe-{os.getpid()}", "wb") as probe:
+            probe.write(b"ok")
+        os.unlink(probe.name)
+        return True
+    except OSError:
+        return False
+
+
+def enable_compilation_cache():
+    """Keep JAX's compiled programs on disk, so a second `firstnet train` skips most of the compile time.
+
+    Returns the folder used, or None when the cache stays off: another backend than JAX, a cache the user set up
+    (JAX_COMPILATION_CACHE_DIR or jax.config), FIRSTNET_CACHE_DIR=off, or a folder that cannot be used safely.
+    A program loaded from the cache is the same program: results do not change.
+    """
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:
+        return pathlib.Path(jax.config.jax_compilation_cache_dir)
+    folder = compilation_cache_dir()
+    if folder is None or not _private_writable_folder(folder):
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    # The lesson's programs compile in well under JAX's default threshold of one second; keep them all.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    if jax.config.jax_compilation_cache_max_size == -1 and importlib.util.find_spec("filelock"):
+        # JAX can bound its cache only with filelock installed; each program of the lesson takes about 1 MB.
+        jax.config.update("jax_compilation_cache_max_size", 512 * 1024 * 1024)
+    return folder
+
+
+class FigureHelper:
+    """A helper process that draws the run's two figures (curves.png, confusion.png) while this one trains.
+
+    Importing matplotlib and drawing take about a second of one core. On a 2-core laptop one core is idle while
+    Keras imports and while the test digits are scored, so the helper imports matplotlib at once and draws each
+    figure as soon as its numbers are known. It runs in its own session, so a Ctrl-C that stops training early
+    does not stop it. If anything goes wrong with it, `save_run` draws the figures itself, as before.
+    """
+
+    def __init__(self):
+        self.failed = False
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from firstnet import startup; startup._draw_figures()"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+                start_new_session=True)
+        except OSError:
+            self.process, self.failed = None, True
+
+    def draw(self, figure, path, numbers):
+        if self.failed:
+            return
+        try:
+            self.process.stdin.write(json.dumps({"figure": figure, "path": str(path), "numbers": numbers}) + "\n")
+            self.process.stdin.flush()
+        except OSError:
+            self.failed = True
+
+    def finish(self, timeout=60):
+        """Wait for the figures; True if the helper drew them all."""
+        if self.failed:
+            self.stop()
+            return False
+        try:
+            self.process.stdin.close()
+            self.process.wait(timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            self.stop()
+            return False
+        self.failed = self.process.returncode != 0
+        return not self.failed
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.failed = True
+
+
+def _draw_figures():
+    """The helper's side of `FigureHelper`: import matplotlib now, then draw each figure asked for on stdin."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401  (the slow part, done before the first figure is asked for)
+
+    from firstnet import plots
+
+    for line in sys.stdin:
+        job = json.loads(line)
+        if job["figure"] == "curves":
+            figure = plots.curves_figure(job["numbers"])
+        else:
+            figure = plots.confusion_figure(np.asarray(job["numbers"]))
+        runs.save_figure(figure, pathlib.Path(job["path"]))
+    sys.stdout.flush()
+    os._exit(0)
