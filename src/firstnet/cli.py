@@ -157,10 +157,11 @@ def print_scores(test_accuracy, test_loss):
 
 
 def command_evaluate(args):
-    from firstnet import data as mnist_data, evaluate, model as firstnet_model, runs
+    from firstnet import data as mnist_data, evaluate, model as firstnet_model, runs, startup
 
     model_path = runs.resolve_model(args.model)
     model = firstnet_model.load_model(model_path)
+    startup.enable_compilation_cache()
     dataset = mnist_data.load_mnist(args.data)
     scores = evaluate.evaluate_model(model, dataset.x_test, dataset.y_test)
     print(f"model: {model_path}   data: {dataset.source} ({len(dataset.x_test)} test digits)")

@@ -4,8 +4,6 @@ import time
 
 import numpy as np
 
-from firstnet import data as mnist_data
-
 # Batches of the training loop that run as one call to the compiled program between two progress-bar updates.
 STEPS_PER_CALL = 50
 
@@ -210,11 +208,50 @@ def _epoch_logs(totals):
 
 def _validation_logs(model, validation, batch_size):
     images, labels = validation
-    import keras
+    loss, accuracy, _ = score(model, images, labels, batch_size=batch_size)
+    return {"val_accuracy": accuracy, "val_loss": loss}
 
-    loss, accuracy = model.evaluate(mnist_data.prepare_images(images), keras.utils.to_categorical(labels, 10),
-                                    batch_size=batch_size, verbose=0)
-    return {"val_accuracy": float(accuracy), "val_loss": float(loss)}
+
+def score(model, images, labels, batch_size=1024):
+    """`model.evaluate`'s loss and accuracy and `model.predict`'s probabilities, from one compiled program.
+
+    The same sums as Keras's: each digit's categorical cross-entropy averaged over all digits, the share of
+    digits whose most probable class is the label, and the softmax outputs. Keras would compile one program to
+    evaluate and another to predict, each on the float32 copy of the images; this compiles one, for batches of
+    `batch_size` uint8 digits (the last one padded, its padding weighing 0), and reuses it for any number of digits.
+    """
+    import jax
+    from jax import numpy as jnp
+    from keras import ops
+
+    pixels = np.asarray(images).reshape(len(images), -1)
+    labels = np.asarray(labels).astype(np.int32)
+    num_classes = model.outputs[0].shape[-1]
+
+    def score_batch(trainable, non_trainable, batch_pixels, batch_labels, batch_weights):
+        probabilities, _ = model.stateless_call(trainable, non_trainable, scale_pixels(batch_pixels))
+        per_digit = ops.categorical_crossentropy(ops.one_hot(batch_labels, num_classes), probabilities)
+        hits = ops.cast(ops.argmax(probabilities, axis=-1) == batch_labels, "float32")
+        return probabilities, jnp.sum(per_digit * batch_weights), jnp.sum(hits * batch_weights)
+
+    program = jax.jit(score_batch)
+    trainable = [variable.value for variable in model.trainable_variables]
+    non_trainable = [variable.value for variable in model.non_trainable_variables]
+    outputs, loss_total, correct = [], np.float32(0), np.float32(0)
+    for first in range(0, len(pixels), batch_size):
+        batch_pixels, batch_labels = pixels[first:first + batch_size], labels[first:first + batch_size]
+        count = len(batch_pixels)
+        batch_weights = np.zeros(batch_size, dtype=np.float32)
+        batch_weights[:count] = 1.0
+        if count < batch_size:
+            batch_pixels = np.concatenate([batch_pixels, np.zeros((batch_size - count, pixels.shape[1]), np.uint8)])
+            batch_labels = np.concatenate([batch_labels, np.zeros(batch_size - count, np.int32)])
+        probabilities, batch_loss, batch_hits = program(trainable, non_trainable, batch_pixels, batch_labels,
+                                                        batch_weights)
+        outputs.append(probabilities[:count])
+        loss_total, correct = loss_total + batch_loss, correct + batch_hits
+    probabilities = np.concatenate([np.asarray(output) for output in outputs])
+    return float(loss_total) / len(pixels), float(correct) / len(pixels), probabilities
 
 
 def _read_state(model):
