@@ -72,8 +72,8 @@ def test_train_with_missing_or_corrupt_data(capsys, tmp_path, monkeypatch):
     corrupt.write_bytes(b"PK\x03\x04" + os.urandom(2000))
     line = assert_one_line_error(firstnet("train", "--data", corrupt), capsys.readouterr(), "train")
     assert f"{corrupt}: cannot read it as .npz" in line
-    # No run folder is left behind by a run that never started.
-    assert not any(path.is_file() for path in tmp_path.rglob("*") if path != corrupt)
+    # No run folder, not even an empty runs/, is left behind by a run that never started.
+    assert sorted(tmp_path.iterdir()) == [corrupt]
 
 
 def test_firstnet_data_errors_name_the_variable(capsys, tmp_path, monkeypatch):

@@ -148,6 +148,13 @@ def command_train(args):
         print(f"saved {result.run_dir}/ (model.keras, metrics.json, history.json, curves.png, confusion.png) "
               f"in {result.metrics['total_seconds']:.1f} s")
         print(f"next: firstnet evaluate {result.run_dir}   or   firstnet predict YOUR_DIGIT.png")
+    if result.metrics["interrupted"]:
+        # The model trained so far is saved, but the run is not the one asked for: say so, and exit as Ctrl-C
+        # does (130), so that a script running `firstnet train && ...` stops here.
+        print(f"firstnet train: stopped by Ctrl-C after {result.metrics['epochs_completed']} of "
+              f"{result.metrics['epochs']} epochs; the model as trained so far is in {result.run_dir}/", file=sys.stderr)
+        return 130
+    return 0
 
 
 def print_scores(test_accuracy, test_loss):
@@ -340,7 +347,7 @@ def main(argv=None):
     # Keras and JAX talk a lot on import; a learner should see the lesson, not log lines.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        args.handler(args)
+        code = args.handler(args)
     except UserError as error:
         if args.debug:
             raise
@@ -354,7 +361,7 @@ def main(argv=None):
         # tools do, and keep Python from complaining again when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    return 0
+    return code or 0
 
 
 def run():

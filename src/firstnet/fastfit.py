@@ -64,7 +64,7 @@ def fit(model, data, config, seed, shuffle=True):
             for first in range(0, steps, per_call):
                 count = min(per_call, steps - first)
                 state, totals = compiled(state, totals, images, labels, order, weights, first, count)
-                if config.verbose == 1:
+                if config.verbose == 1 and first + count < steps:  # The epoch's last bar is `finish`'s.
                     progress.update(first + count, _epoch_logs(totals))
             logs = _epoch_logs(totals)
             if validation is not None:

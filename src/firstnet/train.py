@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime
+import pathlib
 import platform
 import secrets
 import time
@@ -86,6 +87,9 @@ def train(config=None, data=None, log=None):
         _, import_seconds = startup.import_keras(lean=startup.LEAN_KERAS_IMPORT)
         config.check()
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+        # A run that fails (a wrong --data, say) must not leave folders behind that it created, runs/ included.
+        parent = pathlib.Path(config.run_dir).parent if config.run_dir else pathlib.Path(config.runs_root)
+        new_parent = not parent.exists()
         run_dir = runs.new_run_dir(config.run_dir, root=config.runs_root)
     except BaseException:
         if figures:
@@ -97,8 +101,9 @@ def train(config=None, data=None, log=None):
     except BaseException:
         if figures:
             figures.stop()
-        if run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()
+        for folder in (run_dir, parent) if new_parent else (run_dir,):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         raise
 
 
