@@ -39,6 +39,7 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "mnist.npz"
 VARIANTS = {
     "firstnet": "`firstnet train --quiet` (Keras 3 + JAX, compilation cache warm)",
     "firstnet_cold_cache": "`firstnet train --quiet`, first run ever (empty compilation cache)",
+    "firstnet_fast": "`firstnet train --fast --quiet` (not the seed recipe: 2 epochs, cosine-decayed rate)",
     "seed_keras_jax": "the seed's script, Keras 3 + JAX (firstnet's environment)",
     "seed_keras_tf": "the seed's script as it installs it: Keras 3 + TensorFlow",
     "torch_loop": "a plain PyTorch loop, torch 2.13 CPU",
@@ -83,17 +84,19 @@ def build_variants(names, data, epochs, scratch, log):
     peer_flags = ["--data", str(data), "--epochs", str(epochs)]
     warm_cache = scratch / "jax-cache"
     for name in names:
-        if name in ("firstnet", "firstnet_cold_cache"):
+        if name.startswith("firstnet"):
             python = pathlib.Path(sys.executable)
             cold = name == "firstnet_cold_cache"
+            # --fast is its own recipe (its epochs included); the others run the seed recipe's epochs.
+            recipe = ["--fast"] if name == "firstnet_fast" else ["--epochs", str(epochs)]
 
-            def start(seed, folder, cold=cold):
-                argv = [*firstnet_command(), "train", "--quiet", "--seed", str(seed), "--epochs", str(epochs),
+            def start(seed, folder, cold=cold, recipe=recipe):
+                argv = [*firstnet_command(), "train", "--quiet", *recipe, "--seed", str(seed),
                         "--data", str(data), "--run-dir", str(folder / "run")]
                 cache = folder / "jax-cache" if cold else warm_cache
                 return argv, {"FIRSTNET_CACHE_DIR": str(cache)}
 
-            shown = "firstnet train --quiet --seed S --data MNIST --run-dir TMP"
+            shown = f"firstnet train --quiet {'--fast ' if name == 'firstnet_fast' else ''}--seed S --data MNIST --run-dir TMP"
         else:
             env_name, script, backend = {
                 "seed_keras_jax": (None, "seed_keras.py", "jax"),

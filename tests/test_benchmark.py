@@ -156,6 +156,29 @@ def test_report_table_and_goals_from_fake_numbers():
     assert "| firstnet | 0.90 | 0.30 | 0.10 | 3.00 | 0.20 | 0.40 | 3.80 | 4.20 | 0.40 |" in text
 
 
+def test_report_judges_the_fast_preset_as_the_stretch_goal():
+    results = fake_results()
+    results["variants"]["firstnet_fast"] = {"label": "firstnet --fast", "command": "fast", "versions": {}}
+    results["runs"] += [{**record, "variant": "firstnet_fast", "wall_seconds": 3.0,
+                         "result": {**record["result"], "fit_seconds": 1.9, "test_accuracy": 0.9805}}
+                        for record in results["runs"] if record["variant"] == "firstnet"]
+    goals = {what: (measured, met) for what, _, measured, met in
+             report.goals(results, report.summarize(results["runs"]))}
+    stretch = {what: value for what, value in goals.items() if what.startswith("stretch")}
+    # fit 1.9 s under the 2.45 s floor; accuracy 0.9805; whole 3.0 s: 0.29x torch (met), 0.24x Keras+TF (met).
+    assert [met for _, met in stretch.values()] == [True, True, True, True]
+    assert stretch["stretch, `--fast`: fit below the seed recipe's float32 floor (2.45 s)"][0] == "1.90 s = 0.78x"
+    assert "| firstnet --fast | 3.00 (3.00-3.00) | 1.90 (1.90-1.90) | 0.9805 (0.9805-0.9805) |" in report.render(results)
+
+
+def test_fast_variant_runs_the_preset_not_the_recipes_epochs(tmp_path):
+    built = run.build_variants(["firstnet", "firstnet_fast"], BENCHMARKS / "x.npz", 5, tmp_path, log=print)
+    recipe, _ = built["firstnet"]["start"](3, tmp_path)
+    fast, _ = built["firstnet_fast"]["start"](3, tmp_path)
+    assert "--fast" in fast and "--epochs" not in fast
+    assert "--fast" not in recipe and recipe[recipe.index("--epochs") + 1] == "5"
+
+
 def test_report_marks_a_variant_whose_runs_all_failed():
     results = fake_results()
     for record in results["runs"]:

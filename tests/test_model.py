@@ -74,3 +74,19 @@ def test_missing_or_misnamed_model_is_refused(tmp_path):
     weights.write_bytes(b"HDF")
     with pytest.raises(UserError, match="not a .keras file"):
         firstnet_model.load_model(weights)
+
+
+def test_cosine_schedule_falls_from_the_learning_rate_to_zero():
+    optimizer = firstnet_model.make_optimizer("rmsprop", 0.004, schedule="cosine", decay_steps=100)
+    schedule = keras.optimizers.schedules.deserialize(optimizer.get_config()["learning_rate"])
+    values = [float(schedule(step)) for step in (0, 50, 100, 150)]
+    assert values[0] == pytest.approx(0.004) and values[1] == pytest.approx(0.002) and values[2:] == [0.0, 0.0]
+    assert firstnet_model.starting_learning_rate(optimizer) == pytest.approx(0.004)
+    assert firstnet_model.starting_learning_rate(firstnet_model.make_optimizer("rmsprop")) == pytest.approx(0.001)
+    # Without a learning rate, the schedule starts from the optimizer's own default.
+    adam = firstnet_model.make_optimizer("adam", schedule="cosine", decay_steps=10)
+    assert isinstance(adam, keras.optimizers.Adam) and firstnet_model.starting_learning_rate(adam) == pytest.approx(0.001)
+    with pytest.raises(ValueError, match="unknown learning rate schedule 'linear'"):
+        firstnet_model.make_optimizer("rmsprop", schedule="linear")
+    with pytest.raises(ValueError, match="needs the number of weight updates"):
+        firstnet_model.make_optimizer("rmsprop", schedule="cosine")

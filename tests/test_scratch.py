@@ -236,6 +236,16 @@ def test_cli_scratch_refuses_other_optimizers_without_a_traceback(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_scratch_refuses_a_learning_rate_schedule(tmp_path, mnist):
+    # `train --fast` decays its learning rate; the twin implements only the tutorial's constant one.
+    config = train.TrainConfig(learning_rate_schedule="cosine", run_dir=str(tmp_path / "run"), verbose=0)
+    with pytest.raises(UserError, match="keeps the tutorial's constant learning rate"):
+        scratch.train(config, data=mnist)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="unknown learning rate schedule 'step'"):
+        train.TrainConfig(learning_rate_schedule="step").check()
+
+
 def test_interrupted_training_saves_what_was_trained(tmp_path, mnist):
     small = dataclasses.replace(mnist, x_train=mnist.x_train[:2000], y_train=mnist.y_train[:2000],
                                 x_test=mnist.x_test[:500], y_test=mnist.y_test[:500])

@@ -57,6 +57,23 @@ def test_train_end_to_end_reaches_the_tutorials_accuracy(cli_run):
     assert "Epoch 1/5" in result.stdout and "Epoch 5/5" in result.stdout
 
 
+@pytest.mark.parametrize("extra, epochs", [([], 2), (["--epochs", "3"], 3)], ids=["fast", "fast-3-epochs"])
+def test_fast_preset_reaches_the_tutorials_accuracy_sooner(tmp_path, extra, epochs):
+    result = run_firstnet("train", "--fast", "--quiet", "--seed", "0", *extra, "--run-dir", "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # Not the tutorial's recipe, and the run says so: fewer epochs, a higher starting rate, a cosine decay.
+    assert metrics["epochs"] == epochs and metrics["epochs_completed"] == epochs
+    assert metrics["learning_rate"] == pytest.approx(0.004) and metrics["learning_rate_schedule"] == "cosine"
+    assert metrics["test_accuracy"] >= 0.978, metrics["test_accuracy"]
+    assert f"test_acc: {metrics['test_accuracy']:.4f}" in result.stdout
+    # The saved model carries its schedule, over exactly the run's weight updates, and loads in safe mode.
+    model = firstnet_model.load_model(tmp_path / "run")
+    rate = model.optimizer.get_config()["learning_rate"]
+    assert rate["class_name"] == "CosineDecay" and rate["config"]["decay_steps"] == epochs * 469
+    assert int(model.optimizer.iterations.numpy()) == epochs * 469
+
+
 def test_train_prints_no_warnings(cli_run):
     _, result = cli_run
     warnings = [line for line in result.stderr.splitlines() if "warning" in line.lower()]

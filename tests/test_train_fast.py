@@ -19,21 +19,26 @@ def small_mnist(mnist, train_count, test_count=500):
                                x_test=mnist.x_test[:test_count], y_test=mnist.y_test[:test_count])
 
 
-def seeded_model(seed, hidden_units=64):
+def seeded_model(seed, hidden_units=64, **schedule):
     keras.utils.set_random_seed(seed)
     model = firstnet_model.build_model(hidden_units=hidden_units)
-    return firstnet_model.compile_model(model)
+    return firstnet_model.compile_model(model, **schedule)
 
 
-def test_compiled_loop_matches_model_fit_step_for_step(mnist):
+# The tutorial's constant learning rate, and `train --fast`'s cosine decay over the 16 updates of this test.
+SCHEDULES = [{}, {"learning_rate": 0.004, "schedule": "cosine", "decay_steps": 16}]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=["constant", "cosine"])
+def test_compiled_loop_matches_model_fit_step_for_step(mnist, schedule):
     # 1000 digits in batches of 128: seven full batches and a last one of 104, as model.fit cuts them.
     data = small_mnist(mnist, 1000)
     config = train.TrainConfig(epochs=2, batch_size=128, hidden_units=64, verbose=0)
 
-    reference = seeded_model(7)
+    reference = seeded_model(7, **schedule)
     fitted = reference.fit(mnist_data.prepare_images(data.x_train), mnist_data.one_hot(data.y_train), epochs=2,
                            batch_size=128, shuffle=False, verbose=0)
-    ours = seeded_model(7)
+    ours = seeded_model(7, **schedule)
     assert fastfit.supported(ours)
     history, interrupted, _ = fastfit.fit(ours, data, config, seed=0, shuffle=False)
 

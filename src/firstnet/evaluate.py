@@ -19,9 +19,12 @@ def evaluate_model(model, images, labels, batch_size=1024, verbose=0):
     `model.predict` would (see `fastfit.score`); otherwise by those two Keras calls.
     """
     if np.asarray(images).dtype == np.uint8 and fastfit.supported(model):
+        # Keras's progress bar, so that the output reads as `model.evaluate(..., verbose=1)`'s would.
+        steps = -(-len(images) // batch_size)
+        bar = _progress_bar(steps) if verbose else None
         test_loss, test_accuracy, probabilities = fastfit.score(model, images, labels, batch_size=batch_size)
-        if verbose:
-            _show_scores(len(images), batch_size, test_loss, test_accuracy)
+        if bar is not None:
+            bar.update(steps, [("accuracy", test_accuracy), ("loss", test_loss)], finalize=True)
     else:
         inputs = mnist_data.prepare_images(images)
         test_loss, test_accuracy = model.evaluate(inputs, mnist_data.one_hot(labels), batch_size=batch_size,
@@ -43,10 +46,8 @@ def format_confusion(confusion):
     return "\n".join(lines)
 
 
-def _show_scores(count, batch_size, loss, accuracy):
-    """What `model.evaluate(..., verbose=1)` prints when it ends: Keras's progress bar, full, with the scores."""
+
+def _progress_bar(steps):
     import keras
 
-    steps = -(-count // batch_size)
-    bar = keras.utils.Progbar(target=steps, verbose=1, unit_name="step", stateless_metrics=set())
-    bar.update(steps, [("accuracy", accuracy), ("loss", loss)], finalize=True)
+    return keras.utils.Progbar(target=steps, verbose=1, unit_name="step", stateless_metrics=set())

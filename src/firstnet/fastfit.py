@@ -224,6 +224,8 @@ def score(model, images, labels, batch_size=1024):
     from jax import numpy as jnp
     from keras import ops
 
+    if len(images) == 0:
+        raise ValueError("no digits to score: images is empty")
     pixels = np.asarray(images).reshape(len(images), -1)
     labels = np.asarray(labels).astype(np.int32)
     num_classes = model.outputs[0].shape[-1]

@@ -215,8 +215,16 @@ def replay_first_epoch(metrics, data, tracked=3):
         return None
     keras.utils.set_random_seed(int(seed))
     model = firstnet_model.build_model(hidden_units=int(metrics.get("hidden_units", 512)))
+    # The run's optimizer as it started, its learning rate schedule (`train --fast`) included.
+    schedule, decay_steps = metrics.get("learning_rate_schedule", "constant"), None
+    if schedule != "constant":
+        from firstnet import train
+
+        decay_steps = train.weight_updates(train.TrainConfig(
+            epochs=int(metrics["epochs"]), batch_size=int(metrics["batch_size"]),
+            validation_split=float(metrics.get("validation_split") or 0.0)), int(metrics["train_samples"]))
     firstnet_model.compile_model(model, optimizer=metrics.get("optimizer", "rmsprop"),
-                                 learning_rate=metrics.get("learning_rate"))
+                                 learning_rate=metrics.get("learning_rate"), schedule=schedule, decay_steps=decay_steps)
     initial_hidden_kernel, _ = hidden_weights(model)
 
     def snapshot(current):

@@ -24,24 +24,46 @@ def build_model(hidden_units=512, num_classes=10, input_size=28 * 28):
     )
 
 
-def make_optimizer(name="rmsprop", learning_rate=None):
-    """An optimizer by name with Keras's defaults, or with the learning rate given."""
+SCHEDULES = ("constant", "cosine")
+
+
+def make_optimizer(name="rmsprop", learning_rate=None, schedule="constant", decay_steps=None):
+    """An optimizer by name with Keras's defaults, or with the learning rate given.
+
+    `schedule="cosine"` lets the learning rate fall from its starting value to 0 along a cosine over
+    `decay_steps` weight updates (Keras's `CosineDecay`); the tutorial keeps it constant.
+    """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown learning rate schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
     optimizer = keras.optimizers.get(name)
+    if schedule == "cosine":
+        if not decay_steps or decay_steps < 1:
+            raise ValueError(f"a cosine schedule needs the number of weight updates it spans, got {decay_steps}")
+        start = float(learning_rate) if learning_rate is not None else float(optimizer.learning_rate)
+        return type(optimizer)(learning_rate=keras.optimizers.schedules.CosineDecay(start, int(decay_steps)))
     if learning_rate is not None:
         optimizer.learning_rate = float(learning_rate)
     return optimizer
 
 
-def compile_model(model, optimizer="rmsprop", learning_rate=None):
+def compile_model(model, optimizer="rmsprop", learning_rate=None, schedule="constant", decay_steps=None):
     """The tutorial's compile step: rmsprop, categorical cross-entropy, accuracy."""
     model.compile(
-        optimizer=make_optimizer(optimizer, learning_rate),
+        optimizer=make_optimizer(optimizer, learning_rate, schedule=schedule, decay_steps=decay_steps),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
     return model
+
+
+def starting_learning_rate(optimizer):
+    """The learning rate an optimizer started from: its constant rate, or its schedule's first value."""
+    rate = optimizer.get_config()["learning_rate"]
+    if isinstance(rate, dict):  # A schedule, described by its config.
+        rate = keras.optimizers.schedules.deserialize(rate)(0)
+    return float(keras.ops.convert_to_numpy(rate))
 
 
 def load_model(path):

@@ -240,6 +240,9 @@ def train(config=None, data=None, log=None):
     if config.optimizer != "rmsprop":
         raise UserError(f"--optimizer {config.optimizer}: the from-scratch twin implements only rmsprop, the "
                         f"tutorial's; use `firstnet train --optimizer {config.optimizer}` for the others")
+    if config.learning_rate_schedule != "constant":
+        raise UserError(f"learning rate schedule {config.learning_rate_schedule}: the from-scratch twin keeps the "
+                        f"tutorial's constant learning rate; use `firstnet train` for a schedule")
     _, import_seconds = startup.import_keras()
     config.check()
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
