@@ -299,6 +299,7 @@ def _train(config, data, seed, run_dir, log, keras_train, started, import_second
         "hidden_units": config.hidden_units,
         "optimizer": "rmsprop",
         "learning_rate": learning_rate,
+        "learning_rate_schedule": "constant",
         "validation_split": config.validation_split,
         "seed": seed,
         "backend": "numpy-scratch",
