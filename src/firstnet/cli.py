@@ -178,6 +178,9 @@ def command_evaluate(args):
     scores = evaluate.evaluate_model(model, dataset.x_test, dataset.y_test)
     print(f"model: {model_path}   data: {dataset.source} ({len(dataset.x_test)} test digits)")
     print_scores(scores["test_accuracy"], scores["test_loss"])
+    note = evaluate.seen_in_training_note(runs.read_metrics(model_path.parent), dataset)
+    if note:
+        print(note)
     print("confusion matrix (rows: true digit, columns: predicted digit):")
     print(evaluate.format_confusion(scores["confusion"]))
 

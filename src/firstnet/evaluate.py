@@ -38,6 +38,18 @@ def evaluate_model(model, images, labels, batch_size=1024, verbose=0):
     }
 
 
+def seen_in_training_note(run_metrics, dataset):
+    """A one-line warning when a model is scored on digits it was trained on, else None.
+
+    The bundled offline digits all come from MNIST's training set, so a model trained on the full MNIST has seen
+    every one of them: its score there is higher than on digits it has never seen, which is what a test measures.
+    """
+    if (run_metrics or {}).get("data_full") and dataset.source == mnist_data.BUNDLED_SOURCE:
+        return (f"note: these {len(dataset.x_test)} test digits are from MNIST's training set, which this model "
+                f"was trained on, so the score above is too good; pass --data with the full MNIST for a real test")
+    return None
+
+
 def format_confusion(confusion):
     """The confusion matrix as a text table: rows are true digits, columns predictions."""
     lines = ["true\\pred " + "".join(f"{digit:>6}" for digit in range(confusion.shape[1]))]
