@@ -58,7 +58,6 @@ def format_confusion(confusion):
     return "\n".join(lines)
 
 
-
 def _progress_bar(steps):
     import keras
 
