@@ -137,20 +137,23 @@ def test_replay_starts_from_the_runs_own_weights_and_follows_its_first_epoch(loo
     # Exact: the weights of pixels never inked in training are the run's initial weights, and equal the replay's.
     assert training["initial_weights_verified"] is True and training["never_inked_pixels"] > 0
     assert looked[2]["weights"]["initial_weights_verified"] is True
-    # The epoch-1 loss is the run's exactly when the run used model.fit too; its own compiled loop shuffles
-    # differently, which moves the epoch's mean loss a little.
-    relative = training["relative_difference"]
-    assert relative < 0.02 and training["matches_history"] == (relative <= 1e-3)
-    if training["run_loop"] == "model.fit":
-        assert training["matches_history"]
+    # The replay runs the run's own loop (firstnet's compiled epochs) from the same seed: the same batches in the
+    # same order through the same program, so its epoch-1 loss is the run's, not merely close to it.
+    assert training["run_loop"].startswith("compiled") and training["replay_loop"] == "firstnet's compiled epochs"
+    assert training["same_loop"] and training["matches_history"]
+    assert training["replayed_epoch1_loss"] == pytest.approx(trained_run.history["loss"][0], rel=1e-6)
+    assert "the same training" in training["verdict"]
     assert training["verdict"] in looked[1].stdout
     assert len(training["tracked_weights"]) == 6
     assert all(weight["initial"] != weight["after_epoch1"] for weight in training["tracked_weights"])
 
 
-def test_replay_records_every_step_from_the_seeded_initial_weights(mnist):
+@pytest.mark.parametrize("run_loop", [None, "compiled epochs (model.stateless_call)"], ids=["model.fit", "compiled"])
+def test_replay_records_every_step_from_the_seeded_initial_weights(mnist, run_loop):
     small = mnist_data.Mnist(mnist.x_train[:1000], mnist.y_train[:1000], mnist.x_test[:10], mnist.y_test[:10], "small")
-    replay = look.replay_first_epoch({"seed": 3, "hidden_units": 16, "batch_size": 32}, small)
+    metrics = {"seed": 3, "hidden_units": 16, "batch_size": 32, **({"training_loop": run_loop} if run_loop else {})}
+    replay = look.replay_first_epoch(metrics, small)
+    assert replay.loop == ("firstnet's compiled epochs" if run_loop else "Keras's model.fit")
     keras.utils.set_random_seed(3)
     fresh, _ = look.hidden_weights(firstnet_model.build_model(hidden_units=16))
     assert np.array_equal(replay.initial_hidden_kernel, fresh)

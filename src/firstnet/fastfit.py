@@ -21,7 +21,7 @@ def supported(model):
             and list(compiled_with.get("metrics") or []) == ["accuracy"])
 
 
-def fit(model, data, config, seed, shuffle=True):
+def fit(model, data, config, seed, shuffle=True, on_step=None):
     """`model.fit` as one compiled JAX program per group of batches, fed with the uint8 digits kept on the device.
 
     What is computed is fit's own work, through Keras's public stateless API: the tutorial's model
@@ -31,6 +31,10 @@ def fit(model, data, config, seed, shuffle=True):
     device a whole epoch at a time (50 batches between two progress-bar updates) instead of one batch, the pixels
     stay uint8 until the compiled step turns them into the tutorial's float32 values (no float32 copy of the data
     is shuffled each epoch), and on a CPU one slow matrix product is kept fast (`_skinny_products_kept`).
+
+    `on_step(step, logs, trainable)`, if given, is called after every step (numbered from 1 in each epoch) with
+    the epoch's running loss and accuracy and the trainable values in `model.trainable_variables` order; the
+    steps then run one call each, through the same compiled program, so the numbers are those of an ordinary run.
     """
     import jax
 
@@ -60,10 +64,12 @@ def fit(model, data, config, seed, shuffle=True):
             progress.start(epoch)
             totals = (np.float32(0), np.float32(0), np.float32(0))
             # Without a progress bar the whole epoch is one call; the loop body is the same program either way.
-            per_call = STEPS_PER_CALL if config.verbose == 1 else steps
+            per_call = 1 if on_step else STEPS_PER_CALL if config.verbose == 1 else steps
             for first in range(0, steps, per_call):
                 count = min(per_call, steps - first)
                 state, totals = compiled(state, totals, images, labels, order, weights, first, count)
+                if on_step:
+                    on_step(first + count, _epoch_logs(totals), state[0])
                 if config.verbose == 1 and first + count < steps:  # The epoch's last bar is `finish`'s.
                     progress.update(first + count, _epoch_logs(totals))
             logs = _epoch_logs(totals)

@@ -196,6 +196,7 @@ class Replay:
     weight_names: list
     initial_hidden_kernel: np.ndarray
     epoch_loss: float
+    loop: str = "model.fit"  # The training loop that replayed it: the run's own, so that the batches are the same.
 
 
 def replay_first_epoch(metrics, data, tracked=3):
@@ -227,22 +228,40 @@ def replay_first_epoch(metrics, data, tracked=3):
                                  learning_rate=metrics.get("learning_rate"), schedule=schedule, decay_steps=decay_steps)
     initial_hidden_kernel, _ = hidden_weights(model)
 
-    def snapshot(current):
+    def snapshot(hidden_kernel, digits_kernel):
         # Only the middle pixel's row of the big hidden kernel is copied out, not all 784 x units of it.
-        from_pixel = keras.ops.convert_to_numpy(current.get_layer("hidden").kernel.value[TRACKED_PIXEL])
-        to_digits = _numpy(current.get_layer("digits").kernel)
-        return np.concatenate([np.asarray(from_pixel, dtype=np.float32), to_digits.reshape(-1)])
+        from_pixel = keras.ops.convert_to_numpy(hidden_kernel[TRACKED_PIXEL])
+        to_digits = keras.ops.convert_to_numpy(digits_kernel)
+        return np.concatenate([np.asarray(from_pixel, dtype=np.float32), np.asarray(to_digits).reshape(-1)])
 
-    class Recorder(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            losses.append(float(logs["loss"]))
-            values.append(snapshot(self.model))
+    hidden, digits = model.get_layer("hidden").kernel, model.get_layer("digits").kernel
+    losses, values = [], [snapshot(hidden.value, digits.value)]
+    batch_size, validation_split = int(metrics.get("batch_size", 128)), float(metrics.get("validation_split") or 0.0)
+    # The run's own loop, so that the batches come in the same order: firstnet's compiled epochs replay a
+    # `firstnet train` run step for step; model.fit replays a run that used model.fit.
+    from firstnet import fastfit, train
 
-    losses, values = [], [snapshot(model)]
-    train_images = mnist_data.prepare_images(data.x_train)
-    train_labels = keras.utils.to_categorical(data.y_train, num_classes=10)
-    model.fit(train_images, train_labels, epochs=1, batch_size=int(metrics.get("batch_size", 128)),
-              validation_split=float(metrics.get("validation_split", 0.0)), verbose=0, callbacks=[Recorder()])
+    if str(metrics.get("training_loop", "")).startswith("compiled") and fastfit.supported(model):
+        positions = [next(index for index, variable in enumerate(model.trainable_variables) if variable is wanted)
+                     for wanted in (hidden, digits)]
+
+        def record(step, logs, trainable):
+            losses.append(logs["loss"])
+            values.append(snapshot(*(trainable[position] for position in positions)))
+
+        config = train.TrainConfig(epochs=1, batch_size=batch_size, validation_split=validation_split, verbose=0)
+        history, _, _ = fastfit.fit(model, data, config, int(seed), on_step=record)
+        loop, epoch_loss = "firstnet's compiled epochs", history["loss"][0]
+    else:
+        class Recorder(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                losses.append(float(logs["loss"]))
+                values.append(snapshot(self.model.get_layer("hidden").kernel.value,
+                                       self.model.get_layer("digits").kernel.value))
+
+        model.fit(mnist_data.prepare_images(data.x_train), keras.utils.to_categorical(data.y_train, num_classes=10),
+                  epochs=1, batch_size=batch_size, validation_split=validation_split, verbose=0, callbacks=[Recorder()])
+        loop, epoch_loss = "Keras's model.fit", model.history.history["loss"][0]
     values = np.stack(values)
     units = initial_hidden_kernel.shape[1]
     names = [f"hidden: pixel (14, 14) to unit {unit}" for unit in range(units)]
@@ -252,7 +271,7 @@ def replay_first_epoch(metrics, data, tracked=3):
     chosen += list(units + np.argsort(-moved[units:], kind="stable")[:tracked])
     return Replay(seed=int(seed), steps=np.arange(1, len(losses) + 1), running_loss=np.array(losses),
                   weights=values[:, chosen], weight_names=[names[index] for index in chosen],
-                  initial_hidden_kernel=initial_hidden_kernel, epoch_loss=float(model.history.history["loss"][0]))
+                  initial_hidden_kernel=initial_hidden_kernel, epoch_loss=float(epoch_loss), loop=loop)
 
 
 # ----- Figures -----
@@ -393,7 +412,7 @@ def training_figure(history, replay, comparison=None):
     panels[2].grid(alpha=0.3)
     panels[2].legend(fontsize=7)
     figure.suptitle(textwrap.fill(f"how training moved the loss and the weights: the run keeps its loss per epoch only, "
-                                  f"so epoch 1 was trained again from seed {replay.seed} with Keras's model.fit, "
+                                  f"so epoch 1 was trained again from seed {replay.seed} with {replay.loop}, "
                                   f"recording every step; {replay_verdict(comparison or {})}", 150))
     figure.tight_layout()
     return figure
@@ -410,8 +429,9 @@ def compare_replay(replay, history, metrics, kernel, data):
     never_inked = np.flatnonzero(np.asarray(data.x_train).max(axis=0).reshape(-1) == 0)
     relative = abs(replay.epoch_loss - history_loss) / history_loss if history_loss else None
     return {
-        "replay_loop": "keras model.fit",
+        "replay_loop": replay.loop,
         "run_loop": metrics.get("training_loop", "model.fit"),
+        "same_loop": (replay.loop != "Keras's model.fit") == str(metrics.get("training_loop", "")).startswith("compiled"),
         "replayed_epoch1_loss": replay.epoch_loss,
         "history_epoch1_loss": history_loss,
         "relative_difference": relative,
@@ -439,7 +459,7 @@ def replay_verdict(comparison):
         return f"{start}; the run has no history.json to compare the loss with"
     if comparison["matches_history"]:
         return f"{start}; epoch-1 loss {replayed:.4f} matches the run's {history_loss:.4f}: the same training"
-    if comparison["relative_difference"] <= 0.02 and comparison["run_loop"] != comparison["replay_loop"]:
+    if comparison["relative_difference"] <= 0.02 and not comparison.get("same_loop", True):
         return (f"{start}; epoch-1 loss {replayed:.4f} vs the run's {history_loss:.4f}: the run's own loop "
                 f"({comparison['run_loop']}) draws its shuffled batches in another order")
     return (f"{start}; epoch-1 loss {replayed:.4f} does NOT match the run's {history_loss:.4f}, "
@@ -550,7 +570,7 @@ def format_summary(summary):
               f"(p(true)={m['true_probability']:.4f}, loss {m['loss']:.2f})" for m in summary["worst_mistakes"][:5]]
     training = summary["training"]
     if training["replayed"]:
-        lines.append(f"training: epoch 1 replayed with Keras's model.fit from seed {training['seed']} "
+        lines.append(f"training: epoch 1 replayed with {training['replay_loop']} from seed {training['seed']} "
                      f"({training['steps']} steps, a few weights recorded at each): {training['verdict']}")
     else:
         lines.append("training: no seed in metrics.json, so only the loss per epoch is shown")
