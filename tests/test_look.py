@@ -13,7 +13,7 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 
 from conftest import run_firstnet
-from firstnet import data as mnist_data, look, model as firstnet_model
+from firstnet import data as mnist_data, evaluate, look, model as firstnet_model
 
 KEYS = {"run_dir", "data_source", "test_digits", "test_accuracy", "separability", "worst_mistakes", "weights", "toy",
         "training", "figures"}
@@ -51,6 +51,17 @@ def test_terminal_summary_names_the_numbers_and_the_files(looked):
     first = summary["worst_mistakes"][0]
     assert f"test #{first['index']:<5} true {first['true']}, predicted {first['predicted']}" in result.stdout
     assert str(run_dir / "look.json") in result.stdout and str(run_dir / "look_representation.png") in result.stdout
+
+
+def test_summary_warns_only_when_the_test_digits_were_training_digits(looked):
+    _, result, summary = looked
+    assert summary["test_digits_note"] is None and "note:" not in result.stdout  # The real MNIST test set.
+    bundled = mnist_data.Mnist(*(np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.uint8)) * 2,
+                               source=mnist_data.BUNDLED_SOURCE)
+    note = evaluate.seen_in_training_note({"data_full": True}, bundled)
+    assert note.startswith("note: these 1 test digits are from MNIST's training set")
+    assert evaluate.seen_in_training_note({"data_full": False}, bundled) is None  # Trained on the subset itself.
+    assert note in look.format_summary({**summary, "test_digits_note": note}).splitlines()
 
 
 def test_hidden_layer_separates_digits_better_than_raw_pixels(looked):

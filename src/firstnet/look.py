@@ -511,6 +511,8 @@ def look(run_dir=None, data=None, data_path=None, root=runs.DEFAULT_RUNS_ROOT, s
         "data_source": data.source,
         "test_digits": int(len(data.y_test)),
         "test_accuracy": accuracy,
+        # Offline, the bundled test digits are MNIST training digits a full-MNIST model has already seen.
+        "test_digits_note": evaluate.seen_in_training_note(metrics, data),
         "separability": {
             "raw": found.raw_separability,
             "hidden": found.hidden_separability,
@@ -561,6 +563,7 @@ def format_summary(summary):
     lines = [
         f"looked inside {summary['run_dir']}: test accuracy {summary['test_accuracy']:.4f} on {summary['test_digits']} "
         f"test digits ({summary['data_source']})",
+        *([summary["test_digits_note"]] if summary.get("test_digits_note") else []),
         f"representation: {separability['method']}:",
         f"  raw pixels   {separability['raw']:.3f}",
         f"  hidden layer {separability['hidden']:.3f}",
