@@ -61,7 +61,7 @@ class TrainConfig:
 # `firstnet train --fast`: not the tutorial's recipe but a shorter one to the same accuracy. Two epochs instead of
 # five, RMSprop's learning rate starting at 0.004 instead of 0.001 and falling to 0 along a cosine, so that the
 # large early steps learn fast and the small late ones settle. Over 15 seeds on the full MNIST its test accuracy
-# was 0.9789 to 0.9816 (median 0.9805); the recipe's was 0.9789 to 0.9800 over 5 seeds, in 2.5 times the time.
+# was 0.9789 to 0.9816 (median 0.9805); the recipe's was 0.9789 to 0.9800 over 5 seeds, in over twice the time.
 FAST = {"epochs": 2, "learning_rate": 0.004, "learning_rate_schedule": "cosine"}
 
 
