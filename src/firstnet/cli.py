@@ -150,9 +150,7 @@ def command_train(args):
     result = train.train(config, log=None if args.quiet else print)
     print_scores(result.metrics["test_accuracy"], result.metrics["test_loss"])
     if not args.quiet:
-        print(f"saved {result.run_dir}/ (model.keras, metrics.json, history.json, curves.png, confusion.png) "
-              f"in {result.metrics['total_seconds']:.1f} s")
-        print(f"next: firstnet evaluate {result.run_dir}   or   firstnet predict YOUR_DIGIT.png")
+        print_saved(result, "firstnet predict YOUR_DIGIT.png")
     if result.metrics["interrupted"]:
         # The model trained so far is saved, but the run is not the one asked for: say so, and exit as Ctrl-C
         # does (130), so that a script running `firstnet train && ...` stops here.
@@ -160,6 +158,13 @@ def command_train(args):
               f"{result.metrics['epochs']} epochs; the model as trained so far is in {result.run_dir}/", file=sys.stderr)
         return 130
     return 0
+
+
+def print_saved(result, alternative):
+    """Where a finished run was saved, and what to try next."""
+    print(f"saved {result.run_dir}/ (model.keras, metrics.json, history.json, curves.png, confusion.png) "
+          f"in {result.metrics['total_seconds']:.1f} s")
+    print(f"next: firstnet evaluate {result.run_dir}   or   {alternative}")
 
 
 def print_scores(test_accuracy, test_loss):
@@ -251,9 +256,7 @@ def command_scratch(args):
     result = scratch.train(config, log=None if args.quiet else print)
     print_scores(result.metrics["test_accuracy"], result.metrics["test_loss"])
     if not args.quiet:
-        print(f"saved {result.run_dir}/ (model.keras, metrics.json, history.json, curves.png, confusion.png) "
-              f"in {result.metrics['total_seconds']:.1f} s")
-        print(f"next: firstnet evaluate {result.run_dir}   or compare with Keras: firstnet train --seed {result.metrics['seed']}")
+        print_saved(result, f"compare with Keras: firstnet train --seed {result.metrics['seed']}")
 
 
 def command_tensors(args):
