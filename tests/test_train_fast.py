@@ -184,6 +184,14 @@ def test_cache_is_filled_and_reused(mnist_path, tmp_path):
     assert sorted(path.name for path in cache.iterdir()) == entries
 
 
+def python_lines(script):
+    """The lines a fresh Python prints running `script`, with firstnet choosing the backend as it does for users."""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
 def test_lean_import_leaves_out_optional_packages_only_while_keras_imports():
     script = (
         "import sys\n"
@@ -193,10 +201,28 @@ def test_lean_import_leaves_out_optional_packages_only_while_keras_imports():
         "import sklearn, pandas\n"
         "print(sklearn.__name__, pandas.__name__)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env={key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["False False False jax", "sklearn pandas"]
+    assert python_lines(script) == ["False False False jax", "sklearn pandas"]
+
+
+def test_lean_import_defers_what_a_run_uses_not_until_its_first_use():
+    script = (
+        "import sys\n"
+        "from firstnet import startup\n"
+        "keras, seconds = startup.import_keras(lean=True)\n"
+        "print('scipy.sparse' in sys.modules, 'jax.experimental.pallas' in sys.modules)\n"
+        "import numpy as np\n"
+        "from jax.experimental import sparse\n"
+        "from keras.src.backend.jax import nn\n"
+        "mask = nn.splash_attention_mask.NumpyMask(array=np.ones((2, 2), dtype=bool))\n"
+        "print(type(mask).__module__, callable(nn.splash_attention_kernel.make_splash_mha))\n"
+        "solver = sparse.linalg.spsolve\n"
+        "print(solver.__module__, 'scipy.sparse' in sys.modules)\n"
+    )
+    assert python_lines(script) == [
+        "False False",
+        "jax.experimental.pallas.ops.tpu.splash_attention.splash_attention_mask True",
+        "jax.experimental.sparse.linalg True",
+    ]
 
 
 def test_lean_import_falls_back_to_a_whole_import_if_keras_needs_a_hidden_package():

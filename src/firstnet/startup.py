@@ -1,5 +1,6 @@
 """How `firstnet train` starts fast: MNIST read as Keras imports, a lean import, a compile cache, a figure helper."""
 
+import importlib
 import importlib.abc
 import importlib.util
 import json
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import numpy as np
 
@@ -21,6 +23,14 @@ from firstnet import data as mnist_data
 # user (a notebook, the tests) keeps the full Keras, because there the same Python session may go on to use them.
 LEAN_KERAS_IMPORT = False
 OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ("sklearn", "pandas", "IPython", "matplotlib")
+
+# Modules that Keras's JAX backend imports at start-up and a training run never uses, each with the submodules
+# Keras imports from it: TPU attention kernels (Pallas) and JAX's sparse solvers (which bring in SciPy's sparse
+# package). Together they are about a sixth of the Keras import. The lean import defers them to their first use.
+MODULES_A_RUN_USES_NOT = {
+    "jax.experimental.pallas.ops.tpu.splash_attention": ("splash_attention_kernel", "splash_attention_mask"),
+    "jax.experimental.sparse.linalg": (),
+}
 
 
 class Loading(threading.Thread):
@@ -60,6 +70,40 @@ class _HidePackages(importlib.abc.MetaPathFinder):
         return None
 
 
+class _Deferred(types.ModuleType):
+    """A stand-in for a module not imported yet: the first use of any of its names imports the real one."""
+
+    def __init__(self, name, group):
+        super().__init__(name)
+        self._group = group
+
+    def __getattr__(self, attribute):
+        # Python's import machinery asks modules for __spec__, __path__ and the like; those are not a use.
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        for stand_in in self._group:
+            if sys.modules.get(stand_in.__name__) is stand_in:
+                del sys.modules[stand_in.__name__]
+        real = importlib.import_module(self.__name__)
+        self.__dict__.update(real.__dict__)
+        return getattr(real, attribute)
+
+
+def _defer_modules(modules):
+    """Put stand-ins for `modules` ({package: submodules imported from it}) not imported yet in sys.modules."""
+    for package, submodules in modules.items():
+        names = [package] + [f"{package}.{submodule}" for submodule in submodules]
+        if any(name in sys.modules for name in names):
+            continue
+        group = []
+        stand_ins = [_Deferred(name, group) for name in names]
+        group.extend(stand_ins)
+        for submodule, stand_in in zip(submodules, stand_ins[1:]):
+            setattr(stand_ins[0], submodule, stand_in)
+        for stand_in in stand_ins:
+            sys.modules[stand_in.__name__] = stand_in
+
+
 def import_keras(lean=False):
     """Import keras (its backend chosen by firstnet/__init__.py) and return it with the seconds it took.
 
@@ -67,7 +111,7 @@ def import_keras(lean=False):
     none is imported yet: Keras then leaves out its scikit-learn wrappers, pandas inputs, notebook display and
     plotting helpers for this process (they can still be imported afterwards). Other backends import things of
     their own that look for these packages, so they get the ordinary import; so does Keras, should a future
-    release need one of them.
+    release need one of them. It also defers `MODULES_A_RUN_USES_NOT` to their first use.
     """
     started = time.perf_counter()
     if "keras" in sys.modules:
@@ -76,6 +120,8 @@ def import_keras(lean=False):
         return keras, 0.0
     lean = lean and os.environ.get("KERAS_BACKEND") == "jax"
     hidden = [name for name in OPTIONAL_PACKAGES_KERAS_NEEDS_NOT if name not in sys.modules] if lean else []
+    if lean:
+        _defer_modules(MODULES_A_RUN_USES_NOT)
     if hidden:
         hook = _HidePackages(hidden)
         sys.meta_path.insert(0, hook)
