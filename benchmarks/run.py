@@ -6,8 +6,8 @@
 
 Each peer runs in its own virtual environment, created once under benchmarks/.envs/ and reused. Runs alternate
 round-robin so that other work on the machine slows every variant alike; each variant gets one untimed warm-up
-run first (file cache, bytecode, firstnet's compilation cache), and `firstnet_cold_cache` measures the first
-run a user ever makes, with an empty compilation cache.
+run first (file cache, bytecode, firstnet's cache folder: compiled programs and the unpacked MNIST), and
+`firstnet_cold_cache` measures the first run a user ever makes, with an empty cache folder.
 """
 
 import argparse
@@ -37,8 +37,8 @@ RESULT_PREFIX = "BENCHMARK_RESULT "
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mnist.npz"
 
 VARIANTS = {
-    "firstnet": "`firstnet train --quiet` (Keras 3 + JAX, compilation cache warm)",
-    "firstnet_cold_cache": "`firstnet train --quiet`, first run ever (empty compilation cache)",
+    "firstnet": "`firstnet train --quiet` (Keras 3 + JAX, cache folder warm)",
+    "firstnet_cold_cache": "`firstnet train --quiet`, first run ever (empty cache folder)",
     "firstnet_fast": "`firstnet train --fast --quiet` (not the seed recipe: 2 epochs, cosine-decayed rate)",
     "seed_keras_jax": "the seed's script, Keras 3 + JAX (firstnet's environment)",
     "seed_keras_tf": "the seed's script as it installs it: Keras 3 + TensorFlow",
@@ -82,7 +82,7 @@ def build_variants(names, data, epochs, scratch, log):
     """For each variant: its label, how to start one run (seed, folder -> argv, env), and its versions."""
     built = {}
     peer_flags = ["--data", str(data), "--epochs", str(epochs)]
-    warm_cache = scratch / "jax-cache"
+    warm_cache = scratch / "firstnet-cache"
     for name in names:
         if name.startswith("firstnet"):
             python = pathlib.Path(sys.executable)
@@ -93,7 +93,7 @@ def build_variants(names, data, epochs, scratch, log):
             def start(seed, folder, cold=cold, recipe=recipe):
                 argv = [*firstnet_command(), "train", "--quiet", *recipe, "--seed", str(seed),
                         "--data", str(data), "--run-dir", str(folder / "run")]
-                cache = folder / "jax-cache" if cold else warm_cache
+                cache = folder / "firstnet-cache" if cold else warm_cache
                 return argv, {"FIRSTNET_CACHE_DIR": str(cache)}
 
             shown = f"firstnet train --quiet {'--fast ' if name == 'firstnet_fast' else ''}--seed S --data MNIST --run-dir TMP"

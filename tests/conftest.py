@@ -16,8 +16,8 @@ SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist.npz"
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="firstnet-keras-home-")
 os.environ["FIRSTNET_OFFLINE"] = "1"
 os.environ["FIRSTNET_DATA"] = str(SHARED_MNIST)
-# firstnet keeps compiled programs in the user's cache folder; the tests keep theirs apart, like KERAS_HOME.
-os.environ["FIRSTNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="firstnet-jax-cache-")
+# firstnet keeps compiled programs and unpacked MNIST in the user's cache folder; the tests keep theirs apart.
+os.environ["FIRSTNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="firstnet-cache-")
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 

@@ -101,6 +101,66 @@ def small_npz(path, reference, start, count=100):
     return path
 
 
+# --- A compressed npz is read from an unpacked copy after its first load -----------------------------------------
+
+
+def compressed_npz(path, reference, start, count=100):
+    """Like keras's mnist.npz (compressed), holding real digits start..start+count."""
+    np.savez_compressed(path, **{key: reference[key][start : start + (count if "train" in key else count // 5)]
+                                 for key in KEYS})
+    return path
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FIRSTNET_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "mnist"
+
+
+def test_compressed_npz_is_read_from_its_unpacked_copy_after_the_first_load(tmp_path, cache, monkeypatch, reference):
+    source = compressed_npz(tmp_path / "mnist.npz", reference, 0)
+    first = data.load_mnist(str(source))
+    (copy,) = cache.glob("*.npz")
+    with np.load(copy) as archive:
+        assert {entry.compress_type for entry in archive.zip.infolist()} == {0}  # Stored, not deflated.
+    # The second load must not unpack the file again: make that fail.
+    monkeypatch.setattr(data, "_read_npz", lambda path: pytest.fail(f"{path} was unpacked again"))
+    second = data.load_mnist(str(source))
+    assert_same_arrays(second, {key: getattr(first, key) for key in KEYS})
+    assert second.source == first.source == str(source)
+
+
+def test_a_changed_file_is_read_again_and_its_copy_replaced(tmp_path, cache, reference):
+    source = compressed_npz(tmp_path / "mnist.npz", reference, 0)
+    data.load_mnist(str(source))
+    compressed_npz(source, reference, 300)
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
+    assert holds_block(data.load_mnist(str(source)), reference, 300)
+    (copy,) = cache.glob("*.npz")
+    with np.load(copy) as archive:
+        assert np.array_equal(archive["x_train"], reference["x_train"][300:400])
+
+
+def test_a_damaged_copy_is_ignored_and_rewritten(tmp_path, cache, reference):
+    source = compressed_npz(tmp_path / "mnist.npz", reference, 0)
+    data.load_mnist(str(source))
+    (copy,) = cache.glob("*.npz")
+    copy.write_bytes(copy.read_bytes()[:1000])
+    assert holds_block(data.load_mnist(str(source)), reference, 0)
+    with np.load(copy) as archive:
+        assert np.array_equal(archive["y_test"], reference["y_test"][:20])
+
+
+def test_no_copy_when_caching_is_off_or_the_file_is_not_compressed(tmp_path, cache, monkeypatch, reference):
+    plain = small_npz(tmp_path / "plain.npz", reference, 0)
+    assert holds_block(data.load_mnist(str(plain)), reference, 0)
+    assert not list(cache.glob("*.npz"))
+    monkeypatch.setenv("FIRSTNET_CACHE_DIR", "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert holds_block(data.load_mnist(str(compressed_npz(tmp_path / "mnist.npz", reference, 0))), reference, 0)
+    assert not list((tmp_path / "cache").rglob("*.npz")) and not (tmp_path / "xdg").exists()
+
+
 # --- Every format gives the same arrays as the npz -------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from firstnet import data as mnist_data, fastfit, model as firstnet_model, startup, train
+from firstnet import data as mnist_data, fastfit, model as firstnet_model, runs, startup, train
 
 
 def small_mnist(mnist, train_count, test_count=500):
@@ -121,20 +121,20 @@ def test_cache_folder_choice(monkeypatch, tmp_path):
         monkeypatch.setenv("FIRSTNET_CACHE_DIR", off)
         assert startup.compilation_cache_dir() is None
     monkeypatch.setenv("FIRSTNET_CACHE_DIR", str(tmp_path / "mine"))
-    assert startup.compilation_cache_dir() == tmp_path / "mine"
+    assert startup.compilation_cache_dir() == tmp_path / "mine" / "jax"
 
 
 def test_cache_folder_must_be_private_and_writable(tmp_path):
-    assert startup._private_writable_folder(tmp_path / "new" / "cache")
+    assert runs.private_writable_folder(tmp_path / "new" / "cache")
     assert stat.S_IMODE((tmp_path / "new" / "cache").stat().st_mode) & 0o077 == 0
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    assert not startup._private_writable_folder(blocker / "cache")
+    assert not runs.private_writable_folder(blocker / "cache")
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
     # Anyone could plant a compiled program there, and JAX would run it: refused.
-    assert not startup._private_writable_folder(shared)
+    assert not runs.private_writable_folder(shared)
 
 
 @pytest.mark.parametrize("setting", ["unusable", "off"])
@@ -177,11 +177,11 @@ def test_cache_is_filled_and_reused(mnist_path, tmp_path):
         assert done.returncode == 0, done.stderr
         outputs.append(__import__("json").loads(done.stdout.strip().splitlines()[-1]))
         if index == 0:
-            entries = sorted(path.name for path in cache.iterdir())
+            entries = sorted(path.name for path in (cache / "jax").iterdir())
             assert any("run_steps" in name for name in entries), entries
     # The second process loads the programs the first one compiled, and gets the very same numbers.
-    assert outputs[0] == outputs[1] and outputs[0][0] == str(cache)
-    assert sorted(path.name for path in cache.iterdir()) == entries
+    assert outputs[0] == outputs[1] and outputs[0][0] == str(cache / "jax")
+    assert sorted(path.name for path in (cache / "jax").iterdir()) == entries
 
 
 def python_lines(script):

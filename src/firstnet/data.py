@@ -2,12 +2,14 @@
 
 import dataclasses
 import gzip
+import hashlib
 import importlib.util
 import os
 import pathlib
 import socket
 import sys
 import warnings
+import zipfile
 
 import numpy as np
 
@@ -131,8 +133,30 @@ def _load_path(path, origin):
     )
 
 
+MNIST_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
 def load_npz(path):
-    """Keras's own format: an .npz with x_train, y_train, x_test, y_test."""
+    """Keras's own format: an .npz with x_train, y_train, x_test, y_test.
+
+    Keras's mnist.npz is compressed, and unpacking its 55 MB takes a core about half a second on every run. So
+    the first load keeps an unpacked copy in firstnet's cache folder (`runs.cache_folder("mnist")`, one copy per
+    file), and later loads read that copy for as long as the file keeps its size and modification time.
+    """
+    path = pathlib.Path(path)
+    copy, stamp = _unpacked_copy(path)
+    if copy is not None:
+        data = _read_unpacked_copy(copy, stamp, source=str(path))
+        if data is not None:
+            return data
+    data, compressed = _read_npz(path)
+    if copy is not None and compressed:
+        _write_unpacked_copy(copy, stamp, data)
+    return data
+
+
+def _read_npz(path):
+    """The validated `Mnist` in the .npz at `path`, and whether the file is compressed."""
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as error:
@@ -141,15 +165,58 @@ def load_npz(path):
         raise UserError(f"{path}: holds one array (.npy), not keras's mnist.npz with x_train, y_train, x_test, y_test")
     try:
         with archive:
-            missing = [key for key in ("x_train", "y_train", "x_test", "y_test") if key not in archive.files]
+            missing = [key for key in MNIST_ARRAYS if key not in archive.files]
             if missing:
                 raise UserError(f"{path}: not a keras MNIST .npz, missing {', '.join(missing)}; use the file from keras's cache")
-            arrays = [archive[key] for key in ("x_train", "y_train", "x_test", "y_test")]
+            arrays = [archive[key] for key in MNIST_ARRAYS]
+            compressed = any(entry.compress_type != zipfile.ZIP_STORED for entry in archive.zip.infolist())
     except UserError:
         raise
     except Exception as error:
         raise UserError(f"{path}: cannot read it as .npz ({first_line(error)}); is the file complete? Download it again") from error
-    return validated(*arrays, source=str(path))
+    return validated(*arrays, source=str(path)), compressed
+
+
+def _unpacked_copy(path):
+    """Where the unpacked copy of `path` belongs, and the stamp that says which version of `path` it holds.
+
+    (None, None) when caching is off, the cache folder cannot be used safely, or `path` is not a file.
+    """
+    from firstnet import runs
+
+    folder = runs.cache_folder("mnist")
+    try:
+        status = path.stat()
+        resolved = path.resolve()
+    except OSError:
+        return None, None
+    if folder is None or not runs.private_writable_folder(folder):
+        return None, None
+    name = hashlib.sha256(str(resolved).encode("utf-8")).hexdigest()[:20]
+    return folder / f"{name}.npz", f"{resolved}|{status.st_size}|{status.st_mtime_ns}"
+
+
+def _read_unpacked_copy(copy, stamp, source):
+    """The `Mnist` kept in `copy` if it holds the version of the file that `stamp` names, else None."""
+    try:
+        with np.load(copy, allow_pickle=False) as archive:
+            if str(archive["stamp"]) != stamp:
+                return None
+            arrays = [archive[key] for key in MNIST_ARRAYS]
+        return validated(*arrays, source=source)
+    except Exception:  # Missing, outdated, cut short or damaged: the file itself is read, and the copy rewritten.
+        return None
+
+
+def _write_unpacked_copy(copy, stamp, data):
+    from firstnet import runs
+
+    try:
+        with runs.atomic_path(copy, sync=False) as temporary:
+            np.savez(temporary, stamp=np.array(stamp),
+                     **{key: getattr(data, key) for key in MNIST_ARRAYS})
+    except OSError:
+        pass  # A cache that cannot be written (a full disk, say) only means no copy.
 
 
 def _read_maybe_gzip(path):

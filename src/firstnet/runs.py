@@ -13,11 +13,12 @@ DEFAULT_RUNS_ROOT = "runs"
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, sync=True):
     """Yield a temporary path beside `path`; when the block succeeds, move it over `path` in one rename.
 
     The temporary file lives in the same folder so the rename never crosses file systems, and it keeps the
-    suffix of the target because some writers (Keras, matplotlib) choose the format by suffix.
+    suffix of the target because some writers (Keras, matplotlib) choose the format by suffix. `sync=False`
+    skips writing it through to the disk first: for caches, whose readers check what they read.
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,8 +26,9 @@ def atomic_path(path):
     os.close(descriptor)
     try:
         yield pathlib.Path(temporary)
-        with open(temporary, "rb+") as stream:
-            os.fsync(stream.fileno())
+        if sync:
+            with open(temporary, "rb+") as stream:
+                os.fsync(stream.fileno())
         # mkstemp makes the file private (0600); a run's files should be readable like any file the user saves.
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
@@ -63,6 +65,40 @@ def save_figure(figure, path, dpi=110):
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
     plt.close(figure)
+
+
+def cache_folder(kind):
+    """Where firstnet keeps `kind` between runs ("jax": compiled programs, "mnist": unpacked data), or None.
+
+    $FIRSTNET_CACHE_DIR/<kind>, else the user's cache folder: ~/.cache/firstnet/<kind> (or under $XDG_CACHE_HOME).
+    FIRSTNET_CACHE_DIR=off (or 0, or an empty value) turns caching off.
+    """
+    chosen = os.environ.get("FIRSTNET_CACHE_DIR")
+    if chosen is not None:
+        if chosen.strip().lower() in ("", "0", "off", "no", "false"):
+            return None
+        return pathlib.Path(chosen).expanduser() / kind
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(base) / "firstnet" / kind
+
+
+def private_writable_folder(folder):
+    """Create `folder` for this user only; True if it can be written and no other user can write to it.
+
+    What firstnet reads back from its caches (compiled programs JAX runs, digits it trains on) must be what it
+    wrote there itself, so a cache folder that others can write to is refused.
+    """
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        status = folder.stat()
+        if hasattr(os, "getuid") and (status.st_uid != os.getuid() or status.st_mode & 0o022):
+            return False
+        with open(folder / f".probe-{os.getpid()}", "wb") as probe:
+            probe.write(b"ok")
+        os.unlink(probe.name)
+        return True
+    except OSError:
+        return False
 
 
 def new_run_dir(run_dir=None, root=DEFAULT_RUNS_ROOT):

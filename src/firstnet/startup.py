@@ -141,33 +141,8 @@ def import_keras(lean=False):
 
 
 def compilation_cache_dir():
-    """Where firstnet keeps compiled programs between runs: $FIRSTNET_CACHE_DIR, else the user's cache folder.
-
-    FIRSTNET_CACHE_DIR=off (or 0, or an empty value) turns the cache off.
-    """
-    chosen = os.environ.get("FIRSTNET_CACHE_DIR")
-    if chosen is not None:
-        return None if chosen.strip().lower() in ("", "0", "off", "no", "false") else pathlib.Path(chosen).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(base) / "firstnet" / "jax"
-
-
-def _private_writable_folder(folder):
-    """Create `folder` for this user only; True if it can be written and no other user can write to it.
-
-    JAX runs what it finds in its compilation cache, so a cache folder that others can write to is refused.
-    """
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        status = folder.stat()
-        if hasattr(os, "getuid") and (status.st_uid != os.getuid() or status.st_mode & 0o022):
-            return False
-        with open(folder / f".probe-{os.getpid()}", "wb") as probe:
-            probe.write(b"ok")
-        os.unlink(probe.name)
-        return True
-    except OSError:
-        return False
+    """Where firstnet keeps compiled programs between runs (see `runs.cache_folder`), or None when caching is off."""
+    return runs.cache_folder("jax")
 
 
 def enable_compilation_cache():
@@ -186,7 +161,7 @@ def enable_compilation_cache():
     if jax.config.jax_compilation_cache_dir:
         return pathlib.Path(jax.config.jax_compilation_cache_dir)
     folder = compilation_cache_dir()
-    if folder is None or not _private_writable_folder(folder):
+    if folder is None or not runs.private_writable_folder(folder):
         return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
     # The lesson's programs compile in well under JAX's default threshold of one second; keep them all.
