@@ -60,10 +60,11 @@ def save_model(model, path):
 
 
 def save_figure(figure, path, dpi=110):
+    """Save a matplotlib figure as PNG, trimmed to what it shows unless the figure lays itself out."""
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
+        figure.savefig(temporary, dpi=dpi, bbox_inches=None if figure.get_layout_engine() else "tight")
     plt.close(figure)
 
 
