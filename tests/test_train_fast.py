@@ -209,7 +209,9 @@ def test_lean_import_defers_what_a_run_uses_not_until_its_first_use():
         "import sys\n"
         "from firstnet import startup\n"
         "keras, seconds = startup.import_keras(lean=True)\n"
+        "import gc\n"
         "print('scipy.sparse' in sys.modules, 'jax.experimental.pallas' in sys.modules)\n"
+        "print('collector on again:', gc.isenabled(), 'modules left out of its work:', gc.get_freeze_count() > 10000)\n"
         "import numpy as np\n"
         "from jax.experimental import sparse\n"
         "from keras.src.backend.jax import nn\n"
@@ -220,6 +222,7 @@ def test_lean_import_defers_what_a_run_uses_not_until_its_first_use():
     )
     assert python_lines(script) == [
         "False False",
+        "collector on again: True modules left out of its work: True",
         "jax.experimental.pallas.ops.tpu.splash_attention.splash_attention_mask True",
         "jax.experimental.sparse.linalg True",
     ]
