@@ -159,13 +159,18 @@ def read_until(process, pattern, timeout):
     return seen, thread
 
 
-def test_ctrl_c_during_training_still_saves_the_model(tmp_path):
+# Each command prints a line as its second epoch starts (train, Keras-style) or its first one ends (scratch).
+SECOND_EPOCH = {"train": b"Epoch 2/5", "scratch": b"epoch 1/5:"}
+
+
+@pytest.mark.parametrize("command", ["train", "scratch"])
+def test_ctrl_c_during_training_still_saves_the_model(tmp_path, command):
     process = subprocess.Popen(
-        [sys.executable, "-m", "firstnet", "train", "--seed", "0", "--epochs", "5", "--run-dir", "run"],
+        [sys.executable, "-m", "firstnet", command, "--seed", "0", "--epochs", "5", "--run-dir", "run"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        seen, reader = read_until(process, b"Epoch 2/5", timeout=300)
-        assert b"Epoch 2/5" in b"".join(seen), b"".join(seen).decode(errors="replace")
+        seen, reader = read_until(process, SECOND_EPOCH[command], timeout=300)
+        assert SECOND_EPOCH[command] in b"".join(seen), b"".join(seen).decode(errors="replace")
         process.send_signal(signal.SIGINT)
         process.wait(timeout=300)
         reader.join(timeout=10)
@@ -179,7 +184,8 @@ def test_ctrl_c_during_training_still_saves_the_model(tmp_path):
     assert process.returncode == 130, errors
     assert "Interrupted: evaluating and saving the model" in output
     assert "Traceback" not in errors
-    assert "stopped by Ctrl-C after" in errors and "the model as trained so far is in run/" in errors
+    assert f"firstnet {command}: stopped by Ctrl-C after" in errors
+    assert "the model as trained so far is in run/" in errors
     run_dir = tmp_path / "run"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["interrupted"] is True

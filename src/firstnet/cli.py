@@ -151,13 +151,19 @@ def command_train(args):
     print_scores(result.metrics["test_accuracy"], result.metrics["test_loss"])
     if not args.quiet:
         print_saved(result, "firstnet predict YOUR_DIGIT.png")
-    if result.metrics["interrupted"]:
-        # The model trained so far is saved, but the run is not the one asked for: say so, and exit as Ctrl-C
-        # does (130), so that a script running `firstnet train && ...` stops here.
-        print(f"firstnet train: stopped by Ctrl-C after {result.metrics['epochs_completed']} of "
-              f"{result.metrics['epochs']} epochs; the model as trained so far is in {result.run_dir}/", file=sys.stderr)
-        return 130
-    return 0
+    return exit_code(result, "train")
+
+
+def exit_code(result, command):
+    """0 for a finished run; 130 for one stopped by Ctrl-C, whose model as trained so far was still saved.
+
+    The run is not the one asked for: say so, and exit as Ctrl-C does, so that `firstnet train && ...` stops here.
+    """
+    if not result.metrics["interrupted"]:
+        return 0
+    print(f"firstnet {command}: stopped by Ctrl-C after {result.metrics['epochs_completed']} of "
+          f"{result.metrics['epochs']} epochs; the model as trained so far is in {result.run_dir}/", file=sys.stderr)
+    return 130
 
 
 def print_saved(result, alternative):
@@ -257,6 +263,7 @@ def command_scratch(args):
     print_scores(result.metrics["test_accuracy"], result.metrics["test_loss"])
     if not args.quiet:
         print_saved(result, f"compare with Keras: firstnet train --seed {result.metrics['seed']}")
+    return exit_code(result, "scratch")
 
 
 def command_tensors(args):

@@ -88,11 +88,16 @@ def fit(model, data, config, seed, shuffle=True, on_step=None):
     return history, interrupted, compile_seconds
 
 
+def training_count(count, validation_split):
+    """How many of `count` digits are trained on after Keras's validation_split: the first count * (1 - split)."""
+    return int(np.floor(count * (1.0 - validation_split))) if validation_split else count
+
+
 def _split_validation(data, validation_split):
     """Keras's rule for validation_split: the last fraction of the training digits, before any shuffling."""
     if not validation_split:
         return data.x_train, data.y_train, None
-    split_at = int(np.floor(len(data.x_train) * (1.0 - validation_split)))
+    split_at = training_count(len(data.x_train), validation_split)
     if split_at in (0, len(data.x_train)):
         raise ValueError(f"validation_split {validation_split} leaves no digits for training or for validation "
                          f"out of {len(data.x_train)}")

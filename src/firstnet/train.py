@@ -67,8 +67,7 @@ FAST = {"epochs": 2, "learning_rate": 0.004, "learning_rate_schedule": "cosine"}
 
 def weight_updates(config, train_count):
     """How many weight updates a run makes: batches per epoch (after the validation split) times epochs."""
-    if config.validation_split:
-        train_count = int(np.floor(train_count * (1.0 - config.validation_split)))
+    train_count = fastfit.training_count(train_count, config.validation_split)
     return config.epochs * -(-train_count // config.batch_size)
 
 
