@@ -151,6 +151,21 @@ def test_a_damaged_copy_is_ignored_and_rewritten(tmp_path, cache, reference):
         assert np.array_equal(archive["y_test"], reference["y_test"][:20])
 
 
+def test_the_bundled_digits_are_split_once_then_read_from_their_copy(cache, monkeypatch):
+    first = data.load_bundled_subset()
+    assert len(list(cache.glob("*.npz"))) == 1
+    # The second load must not parse the compressed text again: make that fail.
+    monkeypatch.setattr(data, "_split_bundled_subset", lambda path, seed: pytest.fail("parsed again"))
+    second = data.load_bundled_subset()
+    assert_same_arrays(second, {key: getattr(first, key) for key in KEYS})
+    assert second.source == first.source == data.BUNDLED_SOURCE
+    # Another split of the same file is another copy, not this one.
+    monkeypatch.undo()
+    monkeypatch.setenv("FIRSTNET_CACHE_DIR", str(cache.parent))
+    other = data.load_bundled_subset(seed=1)
+    assert not np.array_equal(other.y_train, first.y_train) and len(list(cache.glob("*.npz"))) == 2
+
+
 def test_no_copy_when_caching_is_off_or_the_file_is_not_compressed(tmp_path, cache, monkeypatch, reference):
     plain = small_npz(tmp_path / "plain.npz", reference, 0)
     assert holds_block(data.load_mnist(str(plain)), reference, 0)
