@@ -15,13 +15,6 @@ def _pyplot():
     return plt
 
 
-def _layout_engine():
-    _pyplot()
-    from matplotlib import layout_engine
-
-    return layout_engine
-
-
 def digit_figure(image, title=None):
     """The tutorial's `plt.imshow(digit, cmap=plt.cm.binary)`, with the pixel grid labelled."""
     plt = _pyplot()
@@ -74,7 +67,8 @@ def curves_figure(history):
 def confusion_figure(confusion, title="test digits: true label vs prediction"):
     """Rows are the true digits, columns the predictions; the diagonal is what the network got right."""
     plt = _pyplot()
-    layout_engine = _layout_engine()
+    from matplotlib import layout_engine
+
     confusion = np.asarray(confusion)
     figure, axes = plt.subplots(figsize=(6.5, 5.5))
     shown = axes.imshow(confusion, cmap="Blues")
