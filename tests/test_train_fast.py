@@ -287,3 +287,14 @@ def test_helper_draws_what_it_is_asked(tmp_path):
     assert helper.finish()
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
     assert (tmp_path / "run" / "confusion.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("width", [784, 5, 8])
+def test_packed_pixels_unpack_to_the_same_digits(width):
+    import jax
+
+    pixels = np.random.default_rng(width).integers(0, 256, size=(7, width), dtype=np.uint8)
+    words = fastfit.pack_pixels(pixels)
+    assert words.dtype == np.uint32 and words.shape == (7, -(-width // 4))
+    unpacked = jax.jit(fastfit.unpack_pixels, static_argnums=1)(words, width)
+    assert np.array_equal(np.asarray(unpacked), pixels)

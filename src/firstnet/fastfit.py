@@ -41,11 +41,11 @@ def fit(model, data, config, seed, shuffle=True, on_step=None):
     train_images, train_labels, validation = _split_validation(data, config.validation_split)
     train_count = len(train_images)
     steps = -(-train_count // config.batch_size)
-    images = jax.device_put(train_images.reshape(train_count, -1))
+    images = jax.device_put(pack_pixels(train_images.reshape(train_count, -1)))
     labels = jax.device_put(train_labels.astype(np.int32))
     model.optimizer.build(model.trainable_variables)
     state = _read_state(model)
-    run_steps = _training_program(model, config.batch_size)
+    run_steps = _training_program(model, config.batch_size, pixels=train_images[0].size)
     shuffling = np.random.default_rng(seed)
 
     compile_started = time.perf_counter()
@@ -113,8 +113,11 @@ def _epoch_order(shuffling, count, steps, batch_size):
     return order, weights
 
 
-def _training_program(model, batch_size):
-    """A jitted function that runs `count` training steps from step `first` of an epoch, on the device."""
+def _training_program(model, batch_size, pixels):
+    """A jitted function that runs `count` training steps from step `first` of an epoch, on the device.
+
+    Its `images` are the digits as `pack_pixels` packs them, each one `pixels` pixels long.
+    """
     import jax
     from jax import numpy as jnp
     from keras import ops
@@ -139,7 +142,7 @@ def _training_program(model, batch_size):
             rows = jax.lax.dynamic_slice_in_dim(order, step * batch_size, batch_size)
             batch_weights = jax.lax.dynamic_slice_in_dim(weights, step * batch_size, batch_size)
             # The tutorial's preparation, done here on the device: pixels as float32 in 0..1, labels one-hot.
-            batch_images = scale_pixels(jnp.take(images, rows, axis=0))
+            batch_images = scale_pixels(unpack_pixels(jnp.take(images, rows, axis=0), pixels))
             batch_labels = jnp.take(labels, rows, axis=0)
             targets = ops.one_hot(batch_labels, num_classes)
             (loss, (probabilities, non_trainable)), gradients = gradient(
@@ -203,6 +206,28 @@ def _skinny_products_kept(function):
         return jax.tree.unflatten(jax.tree.structure(shapes), results)
 
     return kept
+
+
+def pack_pixels(pixels):
+    """Rows of uint8 pixels as rows of uint32 words, four pixels each (the last word zero-padded).
+
+    The training step gathers its batch of digits from these rows. XLA's CPU gather copies one element at a time,
+    so gathering 196 words per digit instead of 784 bytes takes the batch from about 0.05 ms to 0.03 ms a step.
+    """
+    pixels = np.asarray(pixels, dtype=np.uint8)
+    padding = -pixels.shape[1] % 4
+    if padding:
+        pixels = np.pad(pixels, ((0, 0), (0, padding)))
+    return np.ascontiguousarray(pixels).view(np.uint32)
+
+
+def unpack_pixels(words, pixels):
+    """`pack_pixels`'s rows back as `pixels` uint8 pixels each, inside compiled JAX code."""
+    import jax
+    from jax import numpy as jnp
+
+    unpacked = jax.lax.bitcast_convert_type(words, jnp.uint8)  # Each word becomes its 4 bytes, in memory order.
+    return unpacked.reshape(words.shape[0], -1)[:, :pixels]
 
 
 def scale_pixels(pixels):
