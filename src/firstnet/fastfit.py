@@ -275,7 +275,9 @@ def score(model, images, labels, batch_size=1024):
     program = jax.jit(score_batch)
     trainable = [variable.value for variable in model.trainable_variables]
     non_trainable = [variable.value for variable in model.non_trainable_variables]
-    outputs, loss_total, correct = [], np.float32(0), np.float32(0)
+    # The sums and the slicing off of the padding are done by NumPy: on JAX arrays each would be one more small
+    # program to trace and compile.
+    outputs, losses, hits = [], [], []
     for first in range(0, len(pixels), batch_size):
         batch_pixels, batch_labels = pixels[first:first + batch_size], labels[first:first + batch_size]
         count = len(batch_pixels)
@@ -286,9 +288,13 @@ def score(model, images, labels, batch_size=1024):
             batch_labels = np.concatenate([batch_labels, np.zeros(batch_size - count, np.int32)])
         probabilities, batch_loss, batch_hits = program(trainable, non_trainable, batch_pixels, batch_labels,
                                                         batch_weights)
-        outputs.append(probabilities[:count])
-        loss_total, correct = loss_total + batch_loss, correct + batch_hits
-    probabilities = np.concatenate([np.asarray(output) for output in outputs])
+        outputs.append((probabilities, count))
+        losses.append(batch_loss)
+        hits.append(batch_hits)
+    probabilities = np.concatenate([np.asarray(output)[:kept] for output, kept in outputs])
+    loss_total = correct = np.float32(0)
+    for batch_loss, batch_hits in zip(losses, hits):  # Running float32 sums, batch after batch.
+        loss_total, correct = loss_total + np.float32(batch_loss), correct + np.float32(batch_hits)
     return float(loss_total) / len(pixels), float(correct) / len(pixels), probabilities
 
 
