@@ -209,6 +209,8 @@ def test_lean_import_defers_what_a_run_uses_not_until_its_first_use():
         "import sys\n"
         "from firstnet import startup\n"
         "keras, seconds = startup.import_keras(lean=True)\n"
+        "print(sorted(name for name in startup.MODULES_A_RUN_USES_NOT if type(sys.modules[name]).__name__ != "
+        "'_Deferred'))\n"
         "import gc\n"
         "print('scipy.sparse' in sys.modules, 'jax.experimental.pallas' in sys.modules)\n"
         "print('collector on again:', gc.isenabled(), 'modules left out of its work:', gc.get_freeze_count() > 10000)\n"
@@ -219,12 +221,21 @@ def test_lean_import_defers_what_a_run_uses_not_until_its_first_use():
         "print(type(mask).__module__, callable(nn.splash_attention_kernel.make_splash_mha))\n"
         "solver = sparse.linalg.spsolve\n"
         "print(solver.__module__, 'scipy.sparse' in sys.modules)\n"
+        "from keras.src.utils import summary_utils\n"
+        "print(summary_utils.rich.table.Table.__module__, summary_utils.rich.console.Console.__module__)\n"
+        "from keras.src.saving import saving_lib\n"
+        "print(saving_lib.psutil.virtual_memory().total > 0, saving_lib.h5py.File.__module__)\n"
+        "print(type(sys.modules['h5py']).__name__, type(sys.modules['rich.table']).__name__)\n"
     )
     assert python_lines(script) == [
+        "[]",
         "False False",
         "collector on again: True modules left out of its work: True",
         "jax.experimental.pallas.ops.tpu.splash_attention.splash_attention_mask True",
         "jax.experimental.sparse.linalg True",
+        "rich.table rich.console",
+        "True h5py._hl.files",
+        "module module",
     ]
 
 

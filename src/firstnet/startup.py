@@ -25,12 +25,17 @@ from firstnet import data as mnist_data
 LEAN_KERAS_IMPORT = False
 OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ("sklearn", "pandas", "IPython", "matplotlib")
 
-# Modules that Keras's JAX backend imports at start-up and a training run never uses, each with the submodules
-# Keras imports from it: TPU attention kernels (Pallas) and JAX's sparse solvers (which bring in SciPy's sparse
-# package). Together they are about a sixth of the Keras import. The lean import defers them to their first use.
+# Modules that Keras imports at start-up and a training run never uses, or only once it saves the model, each
+# with the submodules Keras imports from it: TPU attention kernels (Pallas), JAX's sparse solvers (which bring in
+# SciPy's sparse package), the table printer of `model.summary` (rich), and the HDF5 library and memory probe that
+# saving uses (h5py, psutil). Together they are about a quarter of the Keras import. The lean import defers them to
+# their first use; saving then imports h5py while the figure helper draws, instead of before training.
 MODULES_A_RUN_USES_NOT = {
     "jax.experimental.pallas.ops.tpu.splash_attention": ("splash_attention_kernel", "splash_attention_mask"),
     "jax.experimental.sparse.linalg": (),
+    "rich": ("console", "markup", "table"),
+    "h5py": (),
+    "psutil": (),
 }
 
 
