@@ -1,6 +1,7 @@
 """firstnet's fast training loop computes what Keras's model.fit computes, and its speed-ups are safe."""
 
 import dataclasses
+import importlib.metadata
 import os
 import pathlib
 import stat
@@ -237,6 +238,34 @@ def test_lean_import_defers_what_a_run_uses_not_until_its_first_use():
         "True h5py._hl.files",
         "module module",
     ]
+
+
+def test_lean_import_lets_only_jax_look_through_the_installed_packages():
+    # Who asks importlib.metadata for the installed packages while Keras imports: the narrowed list is right only
+    # for JAX's plugin search, so a new caller must fail this test.
+    script = (
+        "import importlib.metadata, os, traceback\n"
+        "everything = importlib.metadata.distributions\n"
+        "def recording(**selection):\n"
+        "    caller = [frame for frame in traceback.extract_stack()[:-1] if 'importlib' not in frame.filename\n"
+        "              and not frame.filename.endswith(os.path.join('firstnet', 'startup.py'))][-1]\n"
+        "    print(caller.filename.split('site-packages')[-1].replace(os.sep, '/'))\n"
+        "    return everything(**selection)\n"
+        "importlib.metadata.distributions = recording\n"
+        "from firstnet import startup\n"
+        "keras, seconds = startup.import_keras(lean=True)\n"
+        "print(importlib.metadata.distributions is recording)\n"
+    )
+    assert python_lines(script) == ["/jax/_src/numpy/array_constructors.py", "True"]
+
+
+def test_narrowed_package_list_has_every_jax_package():
+    everything = {distribution.metadata["Name"].lower().replace("-", "_")
+                  for distribution in importlib.metadata.distributions()}
+    narrowed = {distribution.metadata["Name"].lower().replace("-", "_")
+                for distribution in startup._jax_distributions_only(importlib.metadata.distributions)()}
+    assert {"jax", "jaxlib"} <= narrowed
+    assert narrowed == {name for name in everything if name.startswith("jax")}
 
 
 def test_lean_import_falls_back_to_a_whole_import_if_keras_needs_a_hidden_package():

@@ -117,8 +117,8 @@ def import_keras(lean=False):
     none is imported yet: Keras then leaves out its scikit-learn wrappers, pandas inputs, notebook display and
     plotting helpers for this process (they can still be imported afterwards). Other backends import things of
     their own that look for these packages, so they get the ordinary import; so does Keras, should a future
-    release need one of them. It also defers `MODULES_A_RUN_USES_NOT` to their first use, and pauses Python's
-    cycle collector while Keras imports.
+    release need one of them. It also defers `MODULES_A_RUN_USES_NOT` to their first use, pauses Python's
+    cycle collector while Keras imports, and lets JAX's plugin search read only packages named jax...
     """
     started = time.perf_counter()
     if "keras" in sys.modules:
@@ -135,15 +135,40 @@ def import_keras(lean=False):
     collecting = lean and gc.isenabled()
     if collecting:
         gc.disable()
+    import importlib.metadata
+
+    all_distributions = importlib.metadata.distributions
+    if lean:
+        importlib.metadata.distributions = _jax_distributions_only(all_distributions)
     try:
         _import_keras(hidden)
     finally:
+        importlib.metadata.distributions = all_distributions
         if collecting:
             gc.freeze()
             gc.enable()
     import keras
 
     return keras, time.perf_counter() - started
+
+
+def _jax_distributions_only(distributions):
+    """`importlib.metadata.distributions`, narrowed to the installed packages whose names start with "jax".
+
+    As it imports, JAX looks for a ROCm GPU plugin (a package named jax-rocm...-plugin) by reading the metadata
+    of every installed package: a tenth of the Keras import in firstnet's own environment. Only packages named
+    jax... can match, and their names are known from their folders without reading anything. JAX is the only
+    caller while Keras imports (a test checks that), so the narrowed list is what JAX would have found.
+    """
+
+    def jax_distributions(**selection):
+        for distribution in distributions(**selection):
+            # Installed packages (PathDistribution) know their name from their .dist-info folder's name.
+            name = getattr(distribution, "_normalized_name", None) or distribution.metadata.get("Name", "")
+            if name.lower().startswith("jax"):
+                yield distribution
+
+    return jax_distributions
 
 
 def _import_keras(hidden):
