@@ -227,6 +227,8 @@ def test_lean_import_defers_what_a_run_uses_not_until_its_first_use():
         "from keras.src.saving import saving_lib\n"
         "print(saving_lib.psutil.virtual_memory().total > 0, saving_lib.h5py.File.__module__)\n"
         "print(type(sys.modules['h5py']).__name__, type(sys.modules['rich.table']).__name__)\n"
+        "from jax._src.lib import tpu, mosaic_gpu_dialect\n"
+        "print(callable(tpu.register_dialect), type(sys.modules['jaxlib.mosaic.python.tpu']).__name__)\n"
     )
     assert python_lines(script) == [
         "[]",
@@ -237,6 +239,7 @@ def test_lean_import_defers_what_a_run_uses_not_until_its_first_use():
         "rich.table rich.console",
         "True h5py._hl.files",
         "module module",
+        "True module",
     ]
 
 

@@ -27,12 +27,14 @@ OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ("sklearn", "pandas", "IPython", "matplotlib
 
 # Modules that Keras imports at start-up and a training run never uses, or only once it saves the model, each
 # with the submodules Keras imports from it: TPU attention kernels (Pallas), JAX's sparse solvers (which bring in
-# SciPy's sparse package), the table printer of `model.summary` (rich), and the HDF5 library and memory probe that
-# saving uses (h5py, psutil). Together they are about a quarter of the Keras import. The lean import defers them to
-# their first use; saving then imports h5py while the figure helper draws, instead of before training.
+# SciPy's sparse package), the TPU and GPU kernel dialects (Mosaic), the table printer of `model.summary` (rich),
+# and the HDF5 library and memory probe that saving uses (h5py, psutil). Together they are about a quarter of the
+# Keras import. The lean import defers them to their first use; saving then imports h5py while the figure helper
+# draws, instead of before training.
 MODULES_A_RUN_USES_NOT = {
     "jax.experimental.pallas.ops.tpu.splash_attention": ("splash_attention_kernel", "splash_attention_mask"),
     "jax.experimental.sparse.linalg": (),
+    "jaxlib.mosaic": ("python", "python.tpu", "python.mosaic_gpu"),
     "rich": ("console", "markup", "table"),
     "h5py": (),
     "psutil": (),
@@ -102,12 +104,13 @@ def _defer_modules(modules):
         if any(name in sys.modules for name in names):
             continue
         group = []
-        stand_ins = [_Deferred(name, group) for name in names]
-        group.extend(stand_ins)
-        for submodule, stand_in in zip(submodules, stand_ins[1:]):
-            setattr(stand_ins[0], submodule, stand_in)
-        for stand_in in stand_ins:
-            sys.modules[stand_in.__name__] = stand_in
+        stand_ins = {name: _Deferred(name, group) for name in names}
+        group.extend(stand_ins.values())
+        # Each submodule is an attribute of its parent too, as after a real import: `import a.b.c as d` needs it.
+        for name in names[1:]:
+            parent, _, attribute = name.rpartition(".")
+            setattr(stand_ins[parent], attribute, stand_ins[name])
+        sys.modules.update(stand_ins)
 
 
 def import_keras(lean=False):
