@@ -79,6 +79,20 @@ def test_run_once_measures_a_process(tmp_path):
     assert record["maxrss_kb"] > 60 * 1024  # The child's own peak: it held 60 MB.
 
 
+def test_runs_get_a_users_environment(tmp_path, monkeypatch):
+    # A sandbox's PYTHONDONTWRITEBYTECODE would make every run compile firstnet's modules again; PYTHONPATH
+    # would let a variant import from outside its own environment.
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("FIRSTNET_BENCHMARK_PROBE", "kept")
+    code = ("import os, sys; print(" + repr(run.RESULT_PREFIX) + " + __import__('json').dumps({'bytecode': "
+            "not sys.dont_write_bytecode, 'path': os.environ.get('PYTHONPATH'), "
+            "'probe': os.environ.get('FIRSTNET_BENCHMARK_PROBE')}))")
+    variant = {"start": lambda seed, folder: ([sys.executable, "-c", code], {})}
+    record = run.run_once(variant, seed=0, scratch=tmp_path)
+    assert record["result"] == {"bytecode": True, "path": None, "probe": "kept"}
+
+
 def test_run_once_reports_a_failure(tmp_path):
     variant = {"start": lambda seed, folder: ([sys.executable, "-c", "import sys; sys.exit('boom')"], {})}
     record = run.run_once(variant, seed=0, scratch=tmp_path)
