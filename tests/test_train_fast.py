@@ -243,6 +243,24 @@ def test_lean_import_defers_what_a_run_uses_not_until_its_first_use():
     ]
 
 
+def test_only_installed_modules_get_stand_ins():
+    # A stand-in for a module that is not installed would make Keras's `try: import psutil` succeed, and the first
+    # use fail; psutil is not one of Keras's requirements.
+    script = (
+        "import sys\n"
+        "from firstnet import startup\n"
+        "startup._defer_modules({'firstnet_not_installed': (), 'colorsys': (), 'wave': ('no_such_part',)})\n"
+        "print(type(sys.modules['colorsys']).__name__, 'firstnet_not_installed' in sys.modules, 'wave' in sys.modules)\n"
+        "try:\n"
+        "    import firstnet_not_installed\n"
+        "except ImportError:\n"
+        "    print('ImportError')\n"
+        "import colorsys\n"
+        "print(colorsys.rgb_to_hsv(1.0, 0.0, 0.0), type(sys.modules['colorsys']).__name__)\n"
+    )
+    assert python_lines(script) == ["_Deferred False False", "ImportError", "(0.0, 1.0, 1.0) module"]
+
+
 def test_lean_import_lets_only_jax_look_through_the_installed_packages():
     # Who asks importlib.metadata for the installed packages while Keras imports: the narrowed list is right only
     # for JAX's plugin search, so a new caller must fail this test.

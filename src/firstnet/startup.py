@@ -98,10 +98,14 @@ class _Deferred(types.ModuleType):
 
 
 def _defer_modules(modules):
-    """Put stand-ins for `modules` ({package: submodules imported from it}) not imported yet in sys.modules."""
+    """Put stand-ins for `modules` ({package: submodules imported from it}) not imported yet in sys.modules.
+
+    Only for modules that are installed: a stand-in for a missing one would turn Keras's `import psutil` (say),
+    which it tries and does without, into an import that works and a failure at the first use.
+    """
     for package, submodules in modules.items():
         names = [package] + [f"{package}.{submodule}" for submodule in submodules]
-        if any(name in sys.modules for name in names):
+        if any(name in sys.modules for name in names) or not all(_installed(name) for name in names):
             continue
         group = []
         stand_ins = {name: _Deferred(name, group) for name in names}
@@ -111,6 +115,20 @@ def _defer_modules(modules):
             parent, _, attribute = name.rpartition(".")
             setattr(stand_ins[parent], attribute, stand_ins[name])
         sys.modules.update(stand_ins)
+
+
+def _installed(name):
+    """Whether module `name` is installed, found from its top-level package's folders without importing anything."""
+    top, *inner = name.split(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return False
+    if spec is None or not inner:
+        return spec is not None
+    folders = spec.submodule_search_locations or []
+    return any(pathlib.Path(folder, *inner).is_dir() or pathlib.Path(folder, *inner).with_suffix(".py").is_file()
+               for folder in folders)
 
 
 def import_keras(lean=False):
