@@ -151,6 +151,24 @@ def test_a_damaged_copy_is_ignored_and_rewritten(tmp_path, cache, reference):
         assert np.array_equal(archive["y_test"], reference["y_test"][:20])
 
 
+def test_copies_of_deleted_files_are_removed_when_a_new_copy_is_made(tmp_path, cache, reference):
+    gone = compressed_npz(tmp_path / "a.npz", reference, 0)
+    kept = compressed_npz(tmp_path / "b.npz", reference, 100)
+    data.load_mnist(str(gone))
+    data.load_mnist(str(kept))
+    assert len(list(cache.glob("*.npz"))) == 2
+    gone.unlink()
+    later = compressed_npz(tmp_path / "c.npz", reference, 200)
+    data.load_mnist(str(later))
+
+    def source_of(copy):
+        with np.load(copy) as archive:
+            return str(archive["stamp"]).split("|")[0]
+
+    assert sorted(source_of(copy) for copy in cache.glob("*.npz")) == sorted(str(path.resolve()) for path in (kept, later))
+    assert holds_block(data.load_mnist(str(kept)), reference, 100)
+
+
 def test_the_bundled_digits_are_split_once_then_read_from_their_copy(cache, monkeypatch):
     first = data.load_bundled_subset()
     assert len(list(cache.glob("*.npz"))) == 1

@@ -225,7 +225,25 @@ def _write_unpacked_copy(copy, stamp, data):
             np.savez(temporary, stamp=np.array(stamp),
                      **{key: getattr(data, key) for key in MNIST_ARRAYS})
     except OSError:
-        pass  # A cache that cannot be written (a full disk, say) only means no copy.
+        return  # A cache that cannot be written (a full disk, say) only means no copy.
+    _remove_orphan_copies(copy.parent, keep=copy)
+
+
+def _remove_orphan_copies(folder, keep):
+    """Delete the unpacked copies of files that are gone: each holds 55 MB that nothing will read again.
+
+    A copy that cannot be read is left for its own file's next load to rewrite.
+    """
+    for copy in folder.glob("*.npz"):
+        if copy == keep or len(copy.stem) != 20 or any(character not in "0123456789abcdef" for character in copy.stem):
+            continue  # Not one of ours (a temporary file being written, say).
+        try:
+            with np.load(copy, allow_pickle=False) as archive:
+                source = str(archive["stamp"]).rsplit("|", 3)[0]
+            if not os.path.exists(source):
+                copy.unlink()
+        except Exception:
+            continue
 
 
 def _read_maybe_gzip(path):
