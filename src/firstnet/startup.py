@@ -156,15 +156,15 @@ def import_keras(lean=False):
     collecting = lean and gc.isenabled()
     if collecting:
         gc.disable()
-    import importlib.metadata
-
-    all_distributions = importlib.metadata.distributions
     if lean:
-        importlib.metadata.distributions = _jax_distributions_only(all_distributions)
+        metadata = importlib.import_module("importlib.metadata")
+        all_distributions = metadata.distributions
+        metadata.distributions = _jax_distributions_only(all_distributions)
     try:
         _import_keras(hidden)
     finally:
-        importlib.metadata.distributions = all_distributions
+        if lean:
+            metadata.distributions = all_distributions
         if collecting:
             gc.freeze()
             gc.enable()
