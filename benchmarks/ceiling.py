@@ -27,6 +27,17 @@ def workload_flop(epochs=5, train_digits=60000, test_digits=10000, hidden=HIDDEN
     return training, test_digits * forward_flop_per_digit(hidden)
 
 
+def training_gflop_over_columns(columns, epochs=5, train_digits=60000, hidden=HIDDEN):
+    """The recipe's training GFLOP when the first layer's two large products take `columns` of the 784 pixels.
+
+    firstnet leaves out the pixels blank in every digit of a batch (src/firstnet/blanks.py), so its first-layer
+    forward product and kernel gradient are `columns` wide instead of 784; the rest of the work is unchanged.
+    """
+    first_layer = 2 * 2 * INPUTS * hidden
+    per_digit = forward_flop_per_digit(hidden) + backward_flop_per_digit(hidden) - first_layer * (1 - columns / INPUTS)
+    return epochs * train_digits * per_digit / 1e9
+
+
 def step_products(batch=128, hidden=HIDDEN):
     """The matrix products of one training step, as (name, m, k, n, transposed operand)."""
     return [

@@ -162,7 +162,7 @@ def read_result(stdout_text, metrics_path=None):
     """A peer's last BENCHMARK_RESULT line, or firstnet's metrics.json (its phases and scores)."""
     if metrics_path is not None and metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
-        keep = ("test_accuracy", "test_loss", *report.PHASES, "data_wait_seconds")
+        keep = ("test_accuracy", "test_loss", *report.PHASES, "data_wait_seconds", "first_layer_columns")
         return {key: metrics[key] for key in keep if key in metrics}
     for line in reversed(stdout_text.splitlines()):
         if line.startswith(RESULT_PREFIX):

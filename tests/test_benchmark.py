@@ -170,6 +170,25 @@ def test_report_table_and_goals_from_fake_numbers():
     assert "| firstnet | 0.90 | 0.30 | 0.10 | 3.00 | 0.20 | 0.40 | 3.80 | 4.20 | 0.40 |" in text
 
 
+def test_training_flop_over_fewer_columns():
+    # All 784 columns are the whole recipe; none leaves only the small output-layer products (30,720 FLOP a digit).
+    assert ceiling.training_gflop_over_columns(784) == pytest.approx(490.9056)
+    assert ceiling.training_gflop_over_columns(0) == pytest.approx(5 * 60000 * 30_720 / 1e9)
+    assert ceiling.training_gflop_over_columns(576) == pytest.approx(5 * 60000 * (30_720 + 4 * 576 * 512) / 1e9)
+
+
+def test_report_states_the_work_firstnet_leaves_out():
+    results = fake_results()
+    assert "columns on average" not in report.render(results)  # Runs that do not report it: nothing is claimed.
+    for record in results["runs"]:
+        if record["variant"] == "firstnet":
+            record["result"]["first_layer_columns"] = 576.0
+    text = report.render(results)
+    # 363.1 GFLOP at 200 GFLOP/s is 1.82 s; fit 3.0 s is 1.65x that.
+    assert "576 of 784 columns on average, so its training computes 363.1 of the 490.9 GFLOP" in text
+    assert "would take 1.82 s, and its fit (3.00 s) is 1.65x that" in text
+
+
 def test_report_judges_the_fast_preset_as_the_stretch_goal():
     results = fake_results()
     results["variants"]["firstnet_fast"] = {"label": "firstnet --fast", "command": "fast", "versions": {}}

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from firstnet import data as mnist_data, fastfit, model as firstnet_model, runs, startup, train
+from firstnet import blanks, data as mnist_data, fastfit, model as firstnet_model, runs, startup, train
 
 
 def small_mnist(mnist, train_count, test_count=500):
@@ -54,6 +54,40 @@ def test_compiled_loop_matches_model_fit_step_for_step(mnist, schedule):
         np.testing.assert_allclose(np.asarray(found.numpy()), np.asarray(expected.numpy()), rtol=1e-3, atol=1e-9)
 
 
+def test_skipping_blank_pixels_trains_the_same_network(mnist, monkeypatch):
+    # The same three shuffled epochs three ways: blank pixels skipped at the usual widths, at each epoch's exact
+    # width (so a later epoch may need a wider program than the first), and not skipped (full products).
+    data = small_mnist(mnist, 1000)
+    config = train.TrainConfig(epochs=3, batch_size=128, hidden_units=64, verbose=0)
+    widths = []
+    build_program = fastfit._training_program
+
+    def recorded(model, batch_size, pixels, width):
+        widths.append(width)
+        return build_program(model, batch_size, pixels, width)
+
+    monkeypatch.setattr(fastfit, "_training_program", recorded)
+    results = {}
+    for name, width_step in (("usual", 32), ("exact", 1), ("full", 784)):
+        monkeypatch.setattr(blanks, "WIDTH_STEP", width_step)
+        widths.clear()
+        model = seeded_model(7)
+        history, _, _ = fastfit.fit(model, data, config, seed=4)
+        results[name] = model.get_weights(), history, list(widths)
+
+    assert results["full"][2] == [784]
+    assert results["usual"][2] and all(width < 784 and width % 32 == 0 for width in results["usual"][2])
+    exact_widths = results["exact"][2]
+    assert len(exact_widths) >= 2 and exact_widths == sorted(exact_widths) and exact_widths[-1] < 784
+    full_weights, full_history, _ = results["full"]
+    for name in ("usual", "exact"):
+        weights, history, _ = results[name]
+        for expected, found in zip(full_weights, weights):
+            np.testing.assert_allclose(found, expected, rtol=2e-4, atol=2e-6)
+        for key in ("loss", "accuracy"):
+            np.testing.assert_allclose(history[key], full_history[key], rtol=1e-4)
+
+
 def test_pixels_scaled_on_the_device_equal_the_tutorials_float32_division(mnist):
     import jax
 
@@ -92,6 +126,8 @@ def test_run_records_its_phases(trained_run):
         assert isinstance(metrics[key], float) and metrics[key] >= 0.0, key
     assert metrics["compile_seconds"] <= metrics["fit_seconds"] <= metrics["total_seconds"]
     assert metrics["training_loop"].startswith("compiled")
+    # On MNIST about a third of the pixels are blank in a whole batch: the first layer's products skip them.
+    assert 512 <= metrics["first_layer_columns"] < 640
     assert metrics["epochs_completed"] == 5 and len(trained_run.history["loss"]) == 5
     assert int(trained_run.model.optimizer.iterations.numpy()) == 5 * 469
 
@@ -102,9 +138,9 @@ def test_other_backends_get_model_fit(mnist, monkeypatch):
     assert not fastfit.supported(model)
     monkeypatch.undo()
     # The fallback is the tutorial's own model.fit; it runs here on JAX just as it would on torch or TensorFlow.
-    history, interrupted, compile_seconds = train.fit_with_keras(
+    history, interrupted, loop = train.fit_with_keras(
         model, small_mnist(mnist, 512), train.TrainConfig(epochs=1, verbose=0), seed=0)
-    assert not interrupted and compile_seconds is None
+    assert not interrupted and loop == {"compile_seconds": None, "first_layer_columns": None}
     assert set(history) == {"loss", "accuracy"} and len(history["loss"]) == 1
 
 
@@ -348,14 +384,3 @@ def test_helper_draws_what_it_is_asked(tmp_path):
     assert helper.finish()
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
     assert (tmp_path / "run" / "confusion.png").stat().st_size > 1000
-
-
-@pytest.mark.parametrize("width", [784, 5, 8])
-def test_packed_pixels_unpack_to_the_same_digits(width):
-    import jax
-
-    pixels = np.random.default_rng(width).integers(0, 256, size=(7, width), dtype=np.uint8)
-    words = fastfit.pack_pixels(pixels)
-    assert words.dtype == np.uint32 and words.shape == (7, -(-width // 4))
-    unpacked = jax.jit(fastfit.unpack_pixels, static_argnums=1)(words, width)
-    assert np.array_equal(np.asarray(unpacked), pixels)

@@ -30,48 +30,77 @@ def fit(model, data, config, seed, shuffle=True, on_step=None):
     running mean loss and accuracy in the history. What changes is where the work happens: Python hands the
     device a whole epoch at a time (50 batches between two progress-bar updates) instead of one batch, the pixels
     stay uint8 until the compiled step turns them into the tutorial's float32 values (no float32 copy of the data
-    is shuffled each epoch), and on a CPU one slow matrix product is kept fast (`_skinny_products_kept`).
+    is shuffled each epoch), the pixels that are blank in every digit of a batch are left out of the first
+    layer's products (blanks.py: they add exact zeros), and on a CPU one slow matrix product is kept fast
+    (`_skinny_products_kept`).
 
     `on_step(step, logs, trainable)`, if given, is called after every step (numbered from 1 in each epoch) with
     the epoch's running loss and accuracy and the trainable values in `model.trainable_variables` order; the
     steps then run one call each, through the same compiled program, so the numbers are those of an ordinary run.
+
+    Returns the history, whether Ctrl-C ended training early, and facts about the loop: `compile_seconds` and
+    `first_layer_columns`, the pixels per digit that the first layer's products took on average (of 784 on MNIST).
     """
     import jax
+
+    from firstnet import blanks
 
     train_images, train_labels, validation = _split_validation(data, config.validation_split)
     train_count = len(train_images)
     steps = -(-train_count // config.batch_size)
-    images = jax.device_put(pack_pixels(train_images.reshape(train_count, -1)))
+    pixels = np.ascontiguousarray(train_images.reshape(train_count, -1))
+    images = jax.device_put(pixels)
     labels = jax.device_put(train_labels.astype(np.int32))
+    masks = blanks.digit_masks(pixels)
     model.optimizer.build(model.trainable_variables)
     state = _read_state(model)
-    run_steps = _training_program(model, config.batch_size, pixels=train_images[0].size)
     shuffling = np.random.default_rng(seed)
 
-    compile_started = time.perf_counter()
-    order, weights = _epoch_order(shuffling if shuffle else None, train_count, steps, config.batch_size)
-    totals = (np.float32(0), np.float32(0), np.float32(0))
-    compiled = run_steps.lower(state, totals, images, labels, order, weights, 0, 1).compile()
-    compile_seconds = time.perf_counter() - compile_started
+    # One compiled program per width; an epoch whose batches need more columns than any so far gets a new one.
+    programs = {}
+    compile_seconds = 0.0
 
+    def plan_epoch():
+        """The epoch's shuffled digits, and for each batch the columns of the pixels not blank in all its digits."""
+        order, weights = _epoch_order(shuffling if shuffle else None, train_count, steps, config.batch_size)
+        used = blanks.batch_pixels_used(masks, order, config.batch_size, pixels.shape[1])
+        needed = blanks.width_for(used)
+        width = min((known for known in programs if known >= needed), default=needed)
+        return width, (order, weights, *blanks.batch_columns(used, width))
+
+    def program_for(width, plan):
+        nonlocal compile_seconds
+        if width not in programs:
+            started = time.perf_counter()
+            program = _training_program(model, config.batch_size, pixels.shape[1], width)
+            programs[width] = program.lower(state, _zero_totals(), images, labels, *plan, 0, 1).compile()
+            compile_seconds += time.perf_counter() - started
+        return programs[width]
+
+    width, plan = plan_epoch()
+    program_for(width, plan)
     history = {"loss": [], "accuracy": []}
+    widths = []
     progress = _Progress(config.verbose, config.epochs, steps)
     interrupted = False
     try:
         for epoch in range(config.epochs):
-            if epoch and shuffle:
-                order, weights = _epoch_order(shuffling, train_count, steps, config.batch_size)
+            run_steps = program_for(width, plan)
+            widths.append(width)
             progress.start(epoch)
-            totals = (np.float32(0), np.float32(0), np.float32(0))
+            totals = _zero_totals()
             # Without a progress bar the whole epoch is one call; the loop body is the same program either way.
             per_call = 1 if on_step else STEPS_PER_CALL if config.verbose == 1 else steps
             for first in range(0, steps, per_call):
                 count = min(per_call, steps - first)
-                state, totals = compiled(state, totals, images, labels, order, weights, first, count)
+                state, totals = run_steps(state, totals, images, labels, *plan, first, count)
                 if on_step:
                     on_step(first + count, _epoch_logs(totals), state[0])
                 if config.verbose == 1 and first + count < steps:  # The epoch's last bar is `finish`'s.
                     progress.update(first + count, _epoch_logs(totals))
+            if epoch + 1 < config.epochs:
+                # Planned while the compiled program still runs the epoch's last steps.
+                width, plan = plan_epoch()
             logs = _epoch_logs(totals)
             if validation is not None:
                 _write_back(model, state)
@@ -85,7 +114,8 @@ def fit(model, data, config, seed, shuffle=True, on_step=None):
         interrupted = True
         print("\nInterrupted: evaluating and saving the model as trained so far (Ctrl-C again to abandon it).")
     _write_back(model, state)
-    return history, interrupted, compile_seconds
+    return history, interrupted, {"compile_seconds": compile_seconds,
+                                  "first_layer_columns": float(np.mean(widths)) if widths else None}
 
 
 def training_count(count, validation_split):
@@ -113,40 +143,45 @@ def _epoch_order(shuffling, count, steps, batch_size):
     return order, weights
 
 
-def _training_program(model, batch_size, pixels):
+def _training_program(model, batch_size, pixels, width):
     """A jitted function that runs `count` training steps from step `first` of an epoch, on the device.
 
-    Its `images` are the digits as `pack_pixels` packs them, each one `pixels` pixels long.
+    Its `images` are the digits as uint8 rows of `pixels` pixels. With a `width` below `pixels`, the first
+    layer's products of each step run over the batch's `width` columns only (see blanks.py), given per batch as
+    `columns` and `positions`; otherwise those two are not used.
     """
     import jax
     from jax import numpy as jnp
     from keras import ops
 
+    from firstnet import blanks
+
     optimizer = model.optimizer
     num_classes = model.outputs[0].shape[-1]
+    skip_blanks = width < pixels
 
-    def loss_and_outputs(trainable, non_trainable, images, targets, weights):
-        probabilities, non_trainable = model.stateless_call(trainable, non_trainable, images, training=True)
-        # Keras's categorical cross-entropy, averaged over the digits of this batch (the padding weighs 0).
-        per_digit = ops.categorical_crossentropy(targets, probabilities)
-        loss = ops.sum(per_digit * weights) / ops.sum(weights)
-        return loss, (probabilities, non_trainable)
-
-    gradient = jax.value_and_grad(loss_and_outputs, has_aux=True)
+    loss_and_outputs = _loss_function(model)
+    gradient = jax.value_and_grad(blanks.products_on_columns(loss_and_outputs) if skip_blanks else loss_and_outputs,
+                                  has_aux=True)
     if jax.default_backend() == "cpu":
         gradient = _skinny_products_kept(gradient)
 
-    def run_steps(state, totals, images, labels, order, weights, first, count):
+    def run_steps(state, totals, images, labels, order, weights, columns, positions, first, count):
         def one_step(step, carry):
             (trainable, non_trainable, optimizer_variables), (loss_total, correct, seen) = carry
             rows = jax.lax.dynamic_slice_in_dim(order, step * batch_size, batch_size)
             batch_weights = jax.lax.dynamic_slice_in_dim(weights, step * batch_size, batch_size)
             # The tutorial's preparation, done here on the device: pixels as float32 in 0..1, labels one-hot.
-            batch_images = scale_pixels(unpack_pixels(jnp.take(images, rows, axis=0), pixels))
+            # With blanks skipped, nothing uses the full batch_images and XLA leaves them out of the program.
+            batch_images = scale_pixels(jnp.take(images, rows, axis=0))
             batch_labels = jnp.take(labels, rows, axis=0)
             targets = ops.one_hot(batch_labels, num_classes)
-            (loss, (probabilities, non_trainable)), gradients = gradient(
-                trainable, non_trainable, batch_images, targets, batch_weights)
+            arguments = (trainable, non_trainable, batch_images, targets, batch_weights)
+            if skip_blanks:
+                batch_columns = columns[step]
+                selected = scale_pixels(blanks.selected_pixels(images, rows, batch_columns))
+                arguments += (batch_columns, positions[step], selected)
+            (loss, (probabilities, non_trainable)), gradients = gradient(*arguments)
             trainable, optimizer_variables = optimizer.stateless_apply(optimizer_variables, gradients, trainable)
             # fit's running means: the loss weighted by batch size, the accuracy over all digits seen so far.
             batch_count = ops.sum(batch_weights)
@@ -159,6 +194,20 @@ def _training_program(model, batch_size, pixels):
     return jax.jit(run_steps)
 
 
+def _loss_function(model):
+    """fit's loss of one batch, from the trainable and non-trainable values, with the outputs it needs."""
+    from keras import ops
+
+    def loss_and_outputs(trainable, non_trainable, images, targets, weights):
+        probabilities, non_trainable = model.stateless_call(trainable, non_trainable, images, training=True)
+        # Keras's categorical cross-entropy, averaged over the digits of this batch (the padding weighs 0).
+        per_digit = ops.categorical_crossentropy(targets, probabilities)
+        loss = ops.sum(per_digit * weights) / ops.sum(weights)
+        return loss, (probabilities, non_trainable)
+
+    return loss_and_outputs
+
+
 def _skinny_products_kept(function):
     """`function`, computing the same sums, with XLA's slowest CPU matrix product of the lesson kept fast.
 
@@ -169,9 +218,13 @@ def _skinny_products_kept(function):
     first axis of both operands contracted, far fewer rows than columns), so XLA keeps it as JAX wrote it.
     """
     import jax
-    from jax.extend import core as jax_core
 
-    def kept_product(equation, left, right):
+    from firstnet import retrace
+
+    def kept_product(equation, inputs):
+        if equation.primitive is not jax.lax.dot_general_p:
+            return None
+        left, right = inputs
         (contracting, batch) = equation.params["dimension_numbers"]
         if (batch != ((), ()) or tuple(map(tuple, contracting)) != ((0,), (0,)) or left.ndim != 2 or right.ndim != 2
                 or left.shape[1] * 8 > right.shape[1]):
@@ -179,62 +232,20 @@ def _skinny_products_kept(function):
         product = equation.primitive.bind(left, right, **equation.primitive.get_bind_params(equation.params))
         return [jax.lax.optimization_barrier(product)]
 
-    def evaluate(jaxpr, constants, *arguments):
-        values = dict(zip(jaxpr.constvars, constants))
-        values.update(zip(jaxpr.invars, arguments))
-
-        def read(atom):
-            return atom.val if isinstance(atom, jax_core.Literal) else values[atom]
-
-        for equation in jaxpr.eqns:
-            inputs = [read(atom) for atom in equation.invars]
-            outputs = None
-            if equation.primitive is jax.lax.dot_general_p:
-                outputs = kept_product(equation, *inputs)
-            elif equation.primitive.name in ("jit", "pjit"):
-                inner = equation.params["jaxpr"]
-                outputs = evaluate(inner.jaxpr, inner.consts, *inputs)
-            if outputs is None:
-                result = equation.primitive.bind(*inputs, **equation.primitive.get_bind_params(equation.params))
-                outputs = result if equation.primitive.multiple_results else [result]
-            values.update(zip(equation.outvars, outputs))
-        return [read(atom) for atom in jaxpr.outvars]
-
-    def kept(*arguments):
-        traced, shapes = jax.make_jaxpr(function, return_shape=True)(*arguments)
-        results = evaluate(traced.jaxpr, traced.consts, *jax.tree.leaves(arguments))
-        return jax.tree.unflatten(jax.tree.structure(shapes), results)
-
-    return kept
-
-
-def pack_pixels(pixels):
-    """Rows of uint8 pixels as rows of uint32 words, four pixels each (the last word zero-padded).
-
-    The training step gathers its batch of digits from these rows. XLA's CPU gather copies one element at a time,
-    so gathering 196 words per digit instead of 784 bytes takes the batch from about 0.05 ms to 0.03 ms a step.
-    """
-    pixels = np.asarray(pixels, dtype=np.uint8)
-    padding = -pixels.shape[1] % 4
-    if padding:
-        pixels = np.pad(pixels, ((0, 0), (0, padding)))
-    return np.ascontiguousarray(pixels).view(np.uint32)
-
-
-def unpack_pixels(words, pixels):
-    """`pack_pixels`'s rows back as `pixels` uint8 pixels each, inside compiled JAX code."""
-    import jax
-    from jax import numpy as jnp
-
-    unpacked = jax.lax.bitcast_convert_type(words, jnp.uint8)  # Each word becomes its 4 bytes, in memory order.
-    return unpacked.reshape(words.shape[0], -1)[:, :pixels]
+    return retrace.replaced(function, kept_product)
 
 
 def scale_pixels(pixels):
     """uint8 pixels to the tutorial's float32 values in 0..1, bit for bit, inside compiled JAX code."""
     from jax import numpy as jnp
 
-    return jnp.take(jnp.asarray(PIXEL_VALUES), pixels.astype("int32"), axis=0)
+    # Every uint8 value is an index of the 256-value table: no bounds to check.
+    return jnp.asarray(PIXEL_VALUES).at[pixels.astype("int32")].get(mode="promise_in_bounds")
+
+
+def _zero_totals():
+    """The epoch's running sums at its start: loss times digits, correct digits, digits seen."""
+    return (np.float32(0), np.float32(0), np.float32(0))
 
 
 def _epoch_logs(totals):

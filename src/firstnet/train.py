@@ -157,7 +157,7 @@ def _train(config, data, loading, seed, run_dir, log, started, import_seconds, f
     phase_started = time.perf_counter()
     # On JAX the compiled loop computes the same thing as model.fit, faster; elsewhere it is model.fit itself.
     fit = fastfit.fit if fastfit.supported(model) else fit_with_keras
-    history, interrupted, compile_seconds = fit(model, data, config, seed)
+    history, interrupted, loop = fit(model, data, config, seed)
     fit_seconds = time.perf_counter() - phase_started
     if figures:
         figures.draw("curves", run_dir / "curves.png", history)
@@ -183,6 +183,8 @@ def _train(config, data, loading, seed, run_dir, log, started, import_seconds, f
         "seed": seed,
         "backend": keras.backend.backend(),
         "training_loop": "compiled epochs (model.stateless_call)" if fit is fastfit.fit else "model.fit",
+        # Pixels per digit in the first layer's products: fewer than all when blank ones are skipped (blanks.py).
+        "first_layer_columns": loop["first_layer_columns"],
         "compilation_cache": str(cache_folder) if cache_folder else None,
         "versions": versions(),
         "data_source": data.source,
@@ -193,7 +195,7 @@ def _train(config, data, loading, seed, run_dir, log, started, import_seconds, f
         "import_seconds": import_seconds,
         "data_seconds": data_seconds,
         "data_wait_seconds": data_wait_seconds,
-        "compile_seconds": compile_seconds,
+        "compile_seconds": loop["compile_seconds"],
         "fit_seconds": fit_seconds,
         "evaluate_seconds": evaluate_seconds,
         "started_at": started_at,
@@ -220,7 +222,8 @@ def fit_with_keras(model, data, config, seed):
         interrupted = True
         print("\nInterrupted: evaluating and saving the model as trained so far (Ctrl-C again to abandon it).")
     history = getattr(model.history, "history", None) or {}
-    return {key: [float(value) for value in values] for key, values in history.items()}, interrupted, None
+    return ({key: [float(value) for value in values] for key, values in history.items()}, interrupted,
+            {"compile_seconds": None, "first_layer_columns": None})
 
 
 def save_run(run_dir, model, history, metrics, started, *, figures=None):
