@@ -8,8 +8,6 @@ optimizer a full-size gradient whose skipped rows are 0. Nothing else changes: o
 and so how a matrix library groups the other terms, as with any other library.
 """
 
-import functools
-
 import numpy as np
 
 # Widths are rounded up to a multiple of this, so that most epochs of a run fit the first epoch's program.
@@ -65,35 +63,63 @@ def batch_columns(used, width):
     return columns, positions
 
 
-def products_on_columns(function, images_position=2):
-    """`function`, with each product of its images argument's pixels by a kernel taken over `columns` only.
+def products_on_columns(function, *other_rules, images_position=2):
+    """`function` (fit's value-and-gradient), with every product of its images argument taken over `columns`.
 
-    The returned function takes two more arguments than `function`: the batch's `columns` (see batch_columns,
-    with its `positions`) and `selected`, the images' values at those columns. Any matrix product that contracts
-    the images' pixels with a kernel's rows is computed as `selected` times the kernel's rows at `columns`; the
-    kernel's gradient gets zero rows for the pixels left out. Everything else runs as traced, on the full images.
+    The returned function takes three more arguments than `function`: the batch's `columns` and `positions`
+    (see batch_columns) and `selected`, the images' values at those columns. `columns_rule` says what changes;
+    `other_rules` (see retrace.replaced) are tried after it, in the same single pass over the traced step.
     """
-    import jax
+    from firstnet import retrace
 
     def on_columns(*arguments):
         *arguments, columns, positions, selected = arguments
-        images = arguments[images_position]
-
-        def replace(equation, inputs):
-            if equation.primitive is not jax.lax.dot_general_p or inputs[0] is not images:
-                return None
-            contracting, batch = equation.params["dimension_numbers"]
-            if tuple(map(tuple, contracting)) != ((1,), (0,)) or batch != ((), ()):
-                return None
-            kernel_rows = _rows(inputs[1], columns, positions)
-            return [equation.primitive.bind(selected, kernel_rows,
-                                            **equation.primitive.get_bind_params(equation.params))]
-
-        from firstnet import retrace
-
-        return retrace.replaced(function, replace)(*arguments)
+        rule = columns_rule(arguments[images_position], columns, positions, selected)
+        return retrace.replaced(function, rule, *other_rules)(*arguments)
 
     return on_columns
+
+
+def columns_rule(images, columns, positions, selected):
+    """A retrace rule: each matrix product of `images` (digits x pixels) computed on `selected` instead.
+
+    Where the product sums over the pixels (the first layer's forward product), the other operand is taken at
+    `columns` (the kernel's rows of the kept pixels). Where the pixels stay an axis of the result (the kernel's
+    gradient), the result is computed for the kept pixels and put back at `positions`, with zeros for the pixels
+    left out, which is what the full product gives them. Any other use of `images` is left as it is.
+    """
+    import jax
+    from jax import numpy as jnp
+
+    def replace(equation, inputs):
+        if equation.primitive is not jax.lax.dot_general_p or images.ndim != 2:
+            return None
+        sides = [side for side, value in enumerate(inputs) if value is images]
+        (contracting, batch) = equation.params["dimension_numbers"]
+        if len(sides) != 1 or batch != ((), ()):
+            return None
+        side = sides[0]
+        operands = list(inputs)
+        operands[side] = selected
+        params = equation.primitive.get_bind_params(equation.params)
+        if 1 in contracting[side]:
+            other_axis = contracting[1 - side][list(contracting[side]).index(1)]
+            operands[1 - side] = _taken(inputs[1 - side], columns, other_axis, unique_indices=True,
+                                        indices_are_sorted=True)
+            return [equation.primitive.bind(*operands, **params)]
+        if len(contracting[side]) != 1 or inputs[1 - side].ndim != 2:
+            return None
+        # The pixels are the images' only axis left in the result: computed with the images first, so that the
+        # kept pixels' rows are put back by rows (a transpose around it, as JAX writes this product, cancels out).
+        kept_rows = jax.lax.dot_general(selected, inputs[1 - side], ((contracting[side], contracting[1 - side]),
+                                                                     ((), ())),
+                                        precision=params.get("precision"),
+                                        preferred_element_type=params.get("preferred_element_type"))
+        padded = jnp.concatenate([kept_rows, jnp.zeros((1,) + kept_rows.shape[1:], kept_rows.dtype)])
+        rows = _taken(padded, positions, 0)
+        return [rows if side == 0 else rows.T]
+
+    return replace
 
 
 def selected_pixels(images, rows, columns):
@@ -101,25 +127,6 @@ def selected_pixels(images, rows, columns):
     return images.at[rows[:, None], columns[None, :]].get(mode="promise_in_bounds")
 
 
-def _rows(kernel, columns, positions):
-    """`kernel[columns]`, whose gradient is the rows' gradients put back at `positions` (zero rows elsewhere)."""
-    return _rows_with_gradient()(kernel, columns, positions)
-
-
-@functools.cache
-def _rows_with_gradient():
-    import jax
-    from jax import numpy as jnp
-
-    def forward(kernel, columns, positions):
-        return kernel.at[columns].get(mode="promise_in_bounds", indices_are_sorted=True, unique_indices=True), positions
-
-    def backward(positions, rows_gradient):
-        # Each selected row's gradient goes where its pixel is, zero rows elsewhere: a gather, which XLA folds
-        # into the optimizer's update, where the scatter into zeros that JAX would write costs two more passes.
-        padded = jnp.concatenate([rows_gradient, jnp.zeros((1, rows_gradient.shape[1]), rows_gradient.dtype)])
-        return padded.at[positions].get(mode="promise_in_bounds"), None, None
-
-    rows = jax.custom_vjp(lambda kernel, columns, positions: forward(kernel, columns, positions)[0])
-    rows.defvjp(forward, backward)
-    return rows
+def _taken(array, indices, axis, **hints):
+    """`array` at `indices` along `axis`, inside compiled JAX code; the indices are in range by construction."""
+    return array.at[(slice(None),) * axis + (indices,)].get(mode="promise_in_bounds", **hints)

@@ -32,7 +32,7 @@ def fit(model, data, config, seed, shuffle=True, on_step=None):
     stay uint8 until the compiled step turns them into the tutorial's float32 values (no float32 copy of the data
     is shuffled each epoch), the pixels that are blank in every digit of a batch are left out of the first
     layer's products (blanks.py: they add exact zeros), and on a CPU one slow matrix product is kept fast
-    (`_skinny_products_kept`).
+    (`_kept_product`).
 
     `on_step(step, logs, trainable)`, if given, is called after every step (numbered from 1 in each epoch) with
     the epoch's running loss and accuracy and the trainable values in `model.trainable_variables` order; the
@@ -154,17 +154,19 @@ def _training_program(model, batch_size, pixels, width):
     from jax import numpy as jnp
     from keras import ops
 
-    from firstnet import blanks
+    from firstnet import blanks, retrace
 
     optimizer = model.optimizer
     num_classes = model.outputs[0].shape[-1]
     skip_blanks = width < pixels
 
-    loss_and_outputs = _loss_function(model)
-    gradient = jax.value_and_grad(blanks.products_on_columns(loss_and_outputs) if skip_blanks else loss_and_outputs,
-                                  has_aux=True)
-    if jax.default_backend() == "cpu":
-        gradient = _skinny_products_kept(gradient)
+    gradient = jax.value_and_grad(_loss_function(model), has_aux=True)
+    # The traced step is run again once, with these rules deciding how some of its products are computed.
+    rules = [_kept_product] if jax.default_backend() == "cpu" else []
+    if skip_blanks:
+        gradient = blanks.products_on_columns(gradient, *rules)
+    elif rules:
+        gradient = retrace.replaced(gradient, *rules)
 
     def run_steps(state, totals, images, labels, order, weights, columns, positions, first, count):
         def one_step(step, carry):
@@ -208,31 +210,26 @@ def _loss_function(model):
     return loss_and_outputs
 
 
-def _skinny_products_kept(function):
-    """`function`, computing the same sums, with XLA's slowest CPU matrix product of the lesson kept fast.
+def _kept_product(equation, inputs):
+    """A retrace rule that keeps XLA's slowest CPU matrix product of the lesson fast, computing the same sums.
 
     JAX computes the output layer's kernel gradient as d_probabilities^T @ hidden, a 10x512 product over the
     batch, and then transposes it to the kernel's 512x10. XLA folds that transpose into the product and runs its
     512x10 kernel, which takes 0.2 ms on a CPU, a fifth of a whole training step; the 10x512 product takes 0.03 ms.
-    This runs `function`'s traced computation again with an optimization barrier after each such product (the
-    first axis of both operands contracted, far fewer rows than columns), so XLA keeps it as JAX wrote it.
+    This puts an optimization barrier after each such product (the first axis of both operands contracted, far
+    fewer rows than columns), so XLA keeps it as JAX wrote it.
     """
     import jax
 
-    from firstnet import retrace
-
-    def kept_product(equation, inputs):
-        if equation.primitive is not jax.lax.dot_general_p:
-            return None
-        left, right = inputs
-        (contracting, batch) = equation.params["dimension_numbers"]
-        if (batch != ((), ()) or tuple(map(tuple, contracting)) != ((0,), (0,)) or left.ndim != 2 or right.ndim != 2
-                or left.shape[1] * 8 > right.shape[1]):
-            return None
-        product = equation.primitive.bind(left, right, **equation.primitive.get_bind_params(equation.params))
-        return [jax.lax.optimization_barrier(product)]
-
-    return retrace.replaced(function, kept_product)
+    if equation.primitive is not jax.lax.dot_general_p:
+        return None
+    left, right = inputs
+    (contracting, batch) = equation.params["dimension_numbers"]
+    if (batch != ((), ()) or tuple(map(tuple, contracting)) != ((0,), (0,)) or left.ndim != 2 or right.ndim != 2
+            or left.shape[1] * 8 > right.shape[1]):
+        return None
+    product = equation.primitive.bind(left, right, **equation.primitive.get_bind_params(equation.params))
+    return [jax.lax.optimization_barrier(product)]
 
 
 def scale_pixels(pixels):

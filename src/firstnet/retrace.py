@@ -1,15 +1,22 @@
 """Run a JAX function's traced computation again, equation by equation, with some equations computed another way."""
 
 
-def replaced(function, replace):
-    """`function`, traced once and then run again with `replace(equation, inputs)` deciding each equation.
+def replaced(function, *rules):
+    """`function`, traced once and then run again with the `rules` deciding each equation.
 
-    `replace` returns the equation's outputs computed its own way, or None to run the equation as traced. The
-    inputs it sees are the values the caller passed in (the same Python objects), so it can recognise them.
-    Equations inside nested `jit`s are visited too. fastfit uses this to steer XLA on a CPU (`_skinny_products_kept`)
-    and to skip blank pixels (`blanks.products_on_columns`).
+    A rule, `rule(equation, inputs)`, returns the equation's outputs computed its own way, or None to leave the
+    equation to the next rule and at last to run it as traced. The inputs it sees are the values the caller
+    passed in (the same Python objects), so it can recognise them. Equations inside nested `jit`s are visited too.
+    fastfit uses this to steer XLA on a CPU (`_kept_product`) and to skip blank pixels (`blanks.columns_rule`).
     """
     import jax
+
+    def replace(equation, inputs):
+        for rule in rules:
+            outputs = rule(equation, inputs)
+            if outputs is not None:
+                return outputs
+        return None
 
     def run(*arguments):
         traced, shapes = jax.make_jaxpr(function, return_shape=True)(*arguments)
