@@ -304,6 +304,7 @@ def _train(config, data, seed, run_dir, log, keras_train, started, import_second
         "seed": seed,
         "backend": "numpy-scratch",
         "training_loop": "NumPy, one batch at a time (firstnet.scratch)",
+        "first_layer_columns": float(data.x_train[0].size),  # The twin multiplies every pixel, blank or not.
         "compilation_cache": None,
         "versions": keras_train.versions(),
         "data_source": data.source,
