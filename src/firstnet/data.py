@@ -202,7 +202,17 @@ def _unpacked_copy(path, variant=""):
     if folder is None or not runs.private_writable_folder(folder):
         return None, None
     name = hashlib.sha256(f"{resolved}|{variant}".encode("utf-8")).hexdigest()[:20]
-    return folder / f"{name}.npz", f"{resolved}|{variant}|{status.st_size}|{status.st_mtime_ns}"
+    return folder / f"{name}.npz", _stamp(resolved, variant, status)
+
+
+def _stamp(resolved, variant, status):
+    """What an unpacked copy records of its file: the path, the variant, the size and the modification time."""
+    return f"{resolved}|{variant}|{status.st_size}|{status.st_mtime_ns}"
+
+
+def _stamped_path(stamp):
+    """The file that a `_stamp` names (its last three fields are the variant, size and time, none with a "|")."""
+    return stamp.rsplit("|", 3)[0]
 
 
 def _read_unpacked_copy(copy, stamp, source):
@@ -239,7 +249,7 @@ def _remove_orphan_copies(folder, keep):
             continue  # Not one of ours (a temporary file being written, say).
         try:
             with np.load(copy, allow_pickle=False) as archive:
-                source = str(archive["stamp"]).rsplit("|", 3)[0]
+                source = _stamped_path(str(archive["stamp"]))
             if not os.path.exists(source):
                 copy.unlink()
         except Exception:
