@@ -40,6 +40,7 @@ VARIANTS = {
     "firstnet": "`firstnet train --quiet` (Keras 3 + JAX, cache folder warm)",
     "firstnet_cold_cache": "`firstnet train --quiet`, first run ever (empty cache folder)",
     "firstnet_fast": "`firstnet train --fast --quiet` (not the seed recipe: 2 epochs, cosine-decayed rate)",
+    "firstnet_fit": "`firstnet train --loop fit --quiet` (Keras's own model.fit, the tutorial's call)",
     "seed_keras_jax": "the seed's script, Keras 3 + JAX (firstnet's environment)",
     "seed_keras_tf": "the seed's script as it installs it: Keras 3 + TensorFlow",
     "torch_loop": "a plain PyTorch loop, torch 2.13 CPU",
@@ -89,6 +90,7 @@ def build_variants(names, data, epochs, scratch, log):
             cold = name == "firstnet_cold_cache"
             # --fast is its own recipe (its epochs included); the others run the seed recipe's epochs.
             recipe = ["--fast"] if name == "firstnet_fast" else ["--epochs", str(epochs)]
+            recipe += ["--loop", "fit"] if name == "firstnet_fit" else []
 
             def start(seed, folder, cold=cold, recipe=recipe):
                 argv = [*firstnet_command(), "train", "--quiet", *recipe, "--seed", str(seed),
@@ -96,7 +98,8 @@ def build_variants(names, data, epochs, scratch, log):
                 cache = folder / "firstnet-cache" if cold else warm_cache
                 return argv, {"FIRSTNET_CACHE_DIR": str(cache)}
 
-            shown = f"firstnet train --quiet {'--fast ' if name == 'firstnet_fast' else ''}--seed S --data MNIST --run-dir TMP"
+            shown = (f"firstnet train --quiet {'--fast ' if name == 'firstnet_fast' else ''}"
+                     f"{'--loop fit ' if name == 'firstnet_fit' else ''}--seed S --data MNIST --run-dir TMP")
         else:
             env_name, script, backend = {
                 "seed_keras_jax": (None, "seed_keras.py", "jax"),

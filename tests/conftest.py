@@ -21,6 +21,22 @@ os.environ["FIRSTNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="firstnet-cache-")
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
+@pytest.fixture(autouse=True)
+def no_network_check(monkeypatch):
+    """A test that reaches firstnet's network check without deciding its answer fails, rather than ask the network.
+
+    Tests that exercise the download path patch `firstnet.data.network_reachable` themselves; the check's own test
+    calls `host_reachable` on 127.0.0.1.
+    """
+    from firstnet import data
+
+    def refuse():
+        raise AssertionError("a test reached firstnet.data.network_reachable: patch it, never ask the real network")
+
+    monkeypatch.setattr(data, "network_reachable", refuse)
+    return refuse
+
+
 @pytest.fixture(scope="session")
 def mnist_path():
     if not SHARED_MNIST.is_file():

@@ -231,3 +231,30 @@ def test_best_of_two_ceilings_keeps_each_products_higher_rate():
     best = ceiling.best_of(fake(100.0, [10.0, 50.0]), fake(90.0, [20.0, 40.0]))
     assert best["square_gflops"] == 100.0 and [p["gflops"] for p in best["products"]] == [20.0, 50.0]
     assert best["measurements"] == 2
+
+
+@pytest.mark.parametrize("fit_accuracy, agree", [(0.9805, True), (0.9790, False)])
+def test_report_judges_whether_the_two_loops_reach_the_same_accuracy(fit_accuracy, agree):
+    results = fake_results()
+    results["variants"]["firstnet_fit"] = {"label": "firstnet --loop fit", "command": "fit", "versions": {}}
+    results["runs"] += [{**record, "variant": "firstnet_fit", "result": {**record["result"],
+                                                                         "test_accuracy": fit_accuracy}}
+                        for record in results["runs"] if record["variant"] == "firstnet"]
+    goals = {what: (measured, met) for what, _, measured, met in
+             report.goals(results, report.summarize(results["runs"]))}
+    (what, (measured, met)), = [(what, value) for what, value in goals.items() if "--loop fit" in what]
+    # 0.9810 against 0.9805 is half a tenth of a point apart: the same; against 0.9790, two tenths: not.
+    assert met is agree and measured == f"{fit_accuracy:.4f} vs 0.9810"
+
+
+def test_fit_variant_runs_keras_model_fit(tmp_path):
+    built = run.build_variants(["firstnet_fit"], BENCHMARKS / "x.npz", 5, tmp_path, log=print)
+    argv, _ = built["firstnet_fit"]["start"](3, tmp_path)
+    assert argv[argv.index("--loop") + 1] == "fit" and argv[argv.index("--epochs") + 1] == "5"
+
+
+def test_results_carry_the_speed_story():
+    # RESULTS.md is generated; the hand-written SPEED.md (each trick, what it buys, its fallback) is appended.
+    text = report.render(fake_results())
+    assert "## The tricks that stay, what they lean on, and their fallback" in text
+    assert "| blank pixels skipped" in text

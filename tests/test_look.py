@@ -150,7 +150,7 @@ def test_replay_starts_from_the_runs_own_weights_and_follows_its_first_epoch(loo
     assert looked[2]["weights"]["initial_weights_verified"] is True
     # The replay runs the run's own loop (firstnet's compiled epochs) from the same seed: the same batches in the
     # same order through the same program, so its epoch-1 loss is the run's, not merely close to it.
-    assert training["run_loop"].startswith("compiled") and training["replay_loop"] == "firstnet's compiled epochs"
+    assert training["run_loop"] == training["replay_loop"] == "firstnet's compiled epochs"
     assert training["same_loop"] and training["matches_history"]
     assert training["replayed_epoch1_loss"] == pytest.approx(trained_run.history["loss"][0], rel=1e-6)
     assert "the same training" in training["verdict"]
@@ -159,14 +159,20 @@ def test_replay_starts_from_the_runs_own_weights_and_follows_its_first_epoch(loo
     assert all(weight["initial"] != weight["after_epoch1"] for weight in training["tracked_weights"])
 
 
-@pytest.mark.parametrize("run_loop", [None, "compiled epochs (model.stateless_call)"], ids=["model.fit", "compiled"])
+@pytest.mark.parametrize("run_loop", ["fit", "compiled", "scratch"])
 def test_replay_records_every_step_from_the_seeded_initial_weights(mnist, run_loop):
+    from firstnet import scratch
+
     small = mnist_data.Mnist(mnist.x_train[:1000], mnist.y_train[:1000], mnist.x_test[:10], mnist.y_test[:10], "small")
-    metrics = {"seed": 3, "hidden_units": 16, "batch_size": 32, **({"training_loop": run_loop} if run_loop else {})}
+    metrics = {"seed": 3, "hidden_units": 16, "batch_size": 32, "loop": run_loop}
     replay = look.replay_first_epoch(metrics, small)
-    assert replay.loop == ("firstnet's compiled epochs" if run_loop else "Keras's model.fit")
-    keras.utils.set_random_seed(3)
-    fresh, _ = look.hidden_weights(firstnet_model.build_model(hidden_units=16))
+    assert replay.loop == run_loop
+    if run_loop == "scratch":
+        # The NumPy twin's own initial weights, drawn from the seed as `firstnet scratch` draws them.
+        fresh = scratch.init_params(np.random.default_rng(3), hidden_units=16)["hidden_kernel"]
+    else:
+        keras.utils.set_random_seed(3)
+        fresh, _ = look.hidden_weights(firstnet_model.build_model(hidden_units=16))
     assert np.array_equal(replay.initial_hidden_kernel, fresh)
     assert list(replay.steps) == list(range(1, 33)) and replay.weights.shape == (33, 6)
     # The last running mean is the epoch's loss, as Keras reports it in the history.
@@ -174,6 +180,20 @@ def test_replay_records_every_step_from_the_seeded_initial_weights(mnist, run_lo
     for column, name in enumerate(replay.weight_names[:3]):
         unit = int(name.rsplit(" ", 1)[1])
         assert replay.weights[0, column] == fresh[look.TRACKED_PIXEL, unit]
+
+
+def test_look_at_a_scratch_run_replays_it_with_the_numpy_twin(mnist, tmp_path):
+    from firstnet import scratch, train
+
+    small = mnist_data.Mnist(mnist.x_train[:2000], mnist.y_train[:2000], mnist.x_test[:500], mnist.y_test[:500], "small")
+    run = scratch.train(train.TrainConfig(epochs=1, hidden_units=16, seed=2, verbose=0, run_dir=str(tmp_path / "run")),
+                        data=small)
+    summary = look.look(run.run_dir, data=small, sample_count=200)
+    training = summary["training"]
+    # The run's own loop, so the same batches: the replay is the run's training, checked two ways.
+    assert training["replay_loop"] == training["run_loop"] == "the NumPy twin"
+    assert training["initial_weights_verified"] and training["matches_history"]
+    assert "NOT" not in training["verdict"]
 
 
 def test_initial_weight_check_catches_other_initial_weights():

@@ -57,11 +57,30 @@ def test_unsafe_model_is_refused(tmp_path):
         keras.saving.load_model(path, safe_mode=True)
 
 
-@pytest.mark.parametrize("content", [os.urandom(4096), b"", b"PK\x03\x04 truncated zip"],
-                         ids=["random-bytes", "empty", "truncated-zip"])
-def test_corrupt_model_is_refused(tmp_path, content):
+def zip_holding(path, files):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("content", [os.urandom(4096), b"", b"PK\x03\x04 truncated zip", "zip of notes"],
+                         ids=["random-bytes", "empty", "truncated-zip", "zip-without-config"])
+def test_a_file_that_is_no_keras_archive_is_named_so(tmp_path, content):
     path = tmp_path / "model.keras"
+    if content == "zip of notes":
+        content = zip_holding(tmp_path / "notes.zip", {"notes.txt": "not a model"})
     path.write_bytes(content)
+    with pytest.raises(UserError) as caught:
+        firstnet_model.load_model(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not a Keras model archive") and "\n" not in message
+    assert "File not found" not in message and "retrain it with `firstnet train`" in message
+
+
+def test_an_archive_keras_cannot_read_is_refused(tmp_path):
+    path = tmp_path / "model.keras"
+    path.write_bytes(zip_holding(tmp_path / "broken.zip", {"config.json": "{not json"}))
     with pytest.raises(UserError, match="cannot load this model safely") as caught:
         firstnet_model.load_model(path)
     assert "\n" not in str(caught.value)

@@ -26,8 +26,12 @@ def test_notebook_is_stored_without_outputs():
 
 def test_notebook_runs_and_shows_hidden_layer_separating_better(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    # The kernel inherits os.environ (conftest sets FIRSTNET_DATA); runs/ is created in tmp_path, not in the repo.
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    # As a learner opens it: in the project's notebooks/ folder (here a copy of the layout in tmp_path, so that
+    # nothing is written into the repository). The kernel inherits os.environ (conftest sets FIRSTNET_DATA).
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'lesson'\n")
+    (tmp_path / "notebooks").mkdir()
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path / "notebooks")}}).execute()
     outputs = "\n".join(_text(cell) for cell in notebook.cells if cell.cell_type == "code")
     assert "(60000, 28, 28, 1)" in outputs and "(4, 10, 64, 64, 1)" in outputs
     raw = float(re.search(r"raw pixels:\s+([0-9.]+)", outputs).group(1))
@@ -36,7 +40,9 @@ def test_notebook_runs_and_shows_hidden_layer_separating_better(tmp_path):
     assert "same initial weights as the run (checked" in outputs
     images = [output for cell in notebook.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
     assert len(images) >= 9, "each figure should be displayed"
-    # The notebook's run was written where it ran, with look's summary agreeing with what it printed.
+    # The notebook's run was written in the project's runs/, where `firstnet runs` finds it (not notebooks/runs/),
+    # with look's summary agreeing with what it printed.
+    assert not (tmp_path / "notebooks" / "runs").exists()
     (run_dir,) = [path.parent for path in (tmp_path / "runs").glob("*/look.json")]
     summary = json.loads((run_dir / "look.json").read_text())
     assert round(summary["separability"]["raw"], 3) == raw and round(summary["separability"]["hidden"], 3) == hidden

@@ -217,7 +217,7 @@ def test_cli_scratch_same_seed_same_metrics_with_validation(tmp_path):
         outputs.append(result.stdout)
         metrics.append(json.loads((tmp_path / attempt / "metrics.json").read_text()))
     stdout = outputs[0]
-    assert "epoch 1/1: loss " in stdout and " - val_accuracy " in stdout
+    assert "422/422 steps - accuracy: " in stdout and " - val_accuracy: " in stdout
     assert f"test_acc: {metrics[0]['test_accuracy']:.4f}" in stdout
     assert f"test_loss: {metrics[0]['test_loss']:.4f}" in stdout
     assert metrics[0]["learning_rate"] == pytest.approx(0.002) and metrics[0]["validation_split"] == 0.1
@@ -250,18 +250,20 @@ def test_interrupted_training_saves_what_was_trained(tmp_path, mnist):
     small = dataclasses.replace(mnist, x_train=mnist.x_train[:2000], y_train=mnist.y_train[:2000],
                                 x_test=mnist.x_test[:500], y_test=mnist.y_test[:500])
 
-    def interrupt_after_first_epoch(line):
-        if line.startswith("epoch 1/"):
+    def interrupt_after_first_epoch(event):
+        if event.kind == "epoch_end" and event.epoch == 1:
             raise KeyboardInterrupt
 
     result = scratch.train(train.TrainConfig(epochs=3, seed=0, run_dir=str(tmp_path / "run")), data=small,
-                           log=interrupt_after_first_epoch)
+                           watchers=[interrupt_after_first_epoch])
     assert result.metrics["interrupted"] and result.metrics["epochs_completed"] == 1
     assert (tmp_path / "run" / "metrics.json").is_file() and (tmp_path / "run" / "model.keras").is_file()
     assert result.metrics["test_accuracy"] > 0.5
 
 
-def test_validation_split_that_leaves_nothing_is_a_user_error(mnist):
-    images, targets = real_batch(mnist, 10)
+def test_validation_split_that_leaves_nothing_is_a_user_error(mnist, tmp_path):
+    # The twin holds out what model.fit holds out, by the same rule (loops.split_validation), with the same error.
+    tiny = dataclasses.replace(mnist, x_train=mnist.x_train[:10], y_train=mnist.y_train[:10])
     with pytest.raises(UserError, match="validation-split"):
-        scratch.split_validation(images, targets, 0.95)  # floor(10 * 0.05) = 0 left for training.
+        scratch.train(train.TrainConfig(epochs=1, validation_split=0.95, run_dir=str(tmp_path / "run")), data=tiny)
+    assert not (tmp_path / "run").exists()  # floor(10 * 0.05) = 0 left for training: nothing was left behind.

@@ -144,3 +144,25 @@ def test_cli_refuses_a_file_as_out_folder(tmp_path):
     assert target.read_text() == "keep me" and result.stdout == ""
     result = run_firstnet("tensors", "--out", target / "inside")
     assert result.returncode == 2 and "cannot create this folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_examples_accept_what_the_readme_has_in_scope(mnist, found):
+    from firstnet import data
+
+    # `examples(data)` with `from firstnet import data` in scope: the module stands for the default MNIST.
+    from_module = tensors.examples(data)
+    from_tuple = tensors.examples(mnist.as_keras())  # What `data.load_data()` returns.
+    for key in ("scalar", "matrix", "vector_data", "video"):
+        assert np.array_equal(from_module[key].tensor, found[key].tensor), key
+        assert np.array_equal(from_tuple[key].tensor, found[key].tensor), key
+    for wrong in (None, "mnist.npz", mnist.x_train, np):
+        with pytest.raises(TypeError, match=r"examples\(\) needs MNIST: the object from data.load_mnist\(\)"):
+            tensors.examples(wrong)
+
+
+def test_the_table_fits_80_columns_and_names_every_tensor(found):
+    lines = tensors.format_table(found).splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    for example in found.values():
+        assert f"{example.name}: {example.expression}" in lines
+        assert f"    ndim {example.ndim}, shape {example.shape}, dtype {example.dtype}" in lines

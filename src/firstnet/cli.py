@@ -9,7 +9,7 @@ import os
 import pathlib
 import sys
 
-from firstnet import __version__
+from firstnet import __version__, choices
 from firstnet.errors import UserError
 
 
@@ -17,47 +17,43 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a mistake is one line (what is wrong, where to look) and exit code 2, without the usage dump."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"{self.prog}: error: {message}{did_you_mean(message)} (see `{self.prog} --help`)\n")
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+def did_you_mean(message):
+    """"; did you mean 'train'?" for argparse's "invalid choice: 'trian' (choose from ...)", else ""."""
+    import difflib
+    import re
+
+    found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    if not found:
+        return ""
+    offered = [choice.strip().strip("'") for choice in found.group(2).split(",")]
+    close = difflib.get_close_matches(found.group(1), offered, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
+def number(convert, what, accepts, rule):
+    """An argparse type: `text` converted to a number, which must pass `accepts`; otherwise one line on what is wrong."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not accepts(value):
+            raise argparse.ArgumentTypeError(f"{text!r} {rule}")
+        return value
+
+    return parse
 
 
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return value
-
-
-def fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 0 and below 1, like 0.1")
-    return value
+positive_int = number(int, "a whole number", lambda value: value >= 1, "must be at least 1")
+non_negative_int = number(int, "a whole number", lambda value: value >= 0, "must be 0 or more")
+positive_float = number(float, "a number", lambda value: 0 < value < float("inf"), "must be a positive number")
+fraction = number(float, "a number", lambda value: 0 <= value < 1, "must be at least 0 and below 1, like 0.1")
+port_number = number(int, "a port number, like 8000", lambda value: 0 <= value <= 65535,
+                     "must be a port from 1 to 65535, or 0 for any free port")
 
 
 def grid_shape(text):
@@ -83,8 +79,7 @@ def add_train_flags(parser):
     parser.add_argument("--epochs", type=positive_int, help="passes over the training set (default 5; train --fast: 2)")
     parser.add_argument("--batch-size", type=positive_int, default=128, help="digits per weight update (default 128)")
     parser.add_argument("--hidden-units", type=positive_int, default=512, help="units in the hidden layer (default 512)")
-    parser.add_argument("--optimizer", default="rmsprop", choices=("rmsprop", "adam", "adamw", "sgd", "adagrad",
-                        "adadelta", "adamax", "nadam", "lion"), help="default rmsprop, as in the tutorial")
+    parser.add_argument("--optimizer", default="rmsprop", choices=choices.OPTIMIZERS, help="default rmsprop, as in the tutorial")
     parser.add_argument("--learning-rate", type=positive_float, help="default: the optimizer's own (rmsprop: 0.001); train --fast: 0.004, "
                                                                    "then a cosine decay")
     parser.add_argument("--validation-split", type=fraction, default=0.0,
@@ -131,26 +126,40 @@ def command_show(args):
         print(f"{titles[0].split(':')[0]}, label {labels[args.index]}")
         print(plots.unicode_digit(chosen[0]))
     else:
-        print(plots.unicode_grid(chosen, titles, columns))
+        # Short titles (index: label) under one heading, so that five digits fit across 80 columns.
+        print(f"{args.split}_images[{args.index}..{args.index + count - 1}], each titled index: label")
+        print()
+        print(plots.unicode_grid(chosen, [f"{args.index + i}: {labels[args.index + i]}" for i in range(count)], columns))
+
+
+def train_config(args, preset=None):
+    """The TrainConfig that `train`'s and `scratch`'s flags ask for; a preset (`--fast`) fills what was not given."""
+    from firstnet import train
+
+    preset = preset or {}
+    return train.TrainConfig(epochs=args.epochs or preset.get("epochs", 5), batch_size=args.batch_size,
+                             hidden_units=args.hidden_units, optimizer=args.optimizer,
+                             learning_rate=args.learning_rate or preset.get("learning_rate"),
+                             learning_rate_schedule=preset.get("learning_rate_schedule", "constant"),
+                             validation_split=args.validation_split, seed=args.seed, data=args.data,
+                             loop=getattr(args, "loop", None), run_dir=args.run_dir, verbose=0 if args.quiet else 1)
 
 
 def command_train(args):
-    from firstnet import startup, train
+    from firstnet import startup
 
-    # --fast starts from its own recipe; --epochs and --learning-rate, when given, still win.
-    preset = train.FAST if args.fast else {}
-    config = train.TrainConfig(epochs=args.epochs or preset.get("epochs", 5), batch_size=args.batch_size,
-                               hidden_units=args.hidden_units, optimizer=args.optimizer,
-                               learning_rate=args.learning_rate or preset.get("learning_rate"),
-                               learning_rate_schedule=preset.get("learning_rate_schedule", "constant"),
-                               validation_split=args.validation_split, seed=args.seed, data=args.data,
-                               run_dir=args.run_dir, verbose=0 if args.quiet else 1)
-    # This process never uses Keras's scikit-learn wrappers or pandas inputs: skip importing them (about 1 s).
-    startup.LEAN_KERAS_IMPORT = True
-    result = train.train(config, log=None if args.quiet else print)
+    # Start-up tuning lives in startup.py: MNIST is read while Keras imports, and a helper process draws figures.
+    data, figures, timings = startup.prepare_training(args.data)
+    from firstnet import train
+    from firstnet.loops import events
+
+    progress = events.ProgressBar(show_progress=not args.quiet)
+    for fallback in timings["fallbacks"]:
+        progress(events.Event("note", text=f"firstnet: {fallback}; training goes on, only slower to start"))
+    config = train_config(args, train.FAST if args.fast else None)
+    result = train.train(config, data=data, watchers=[progress], figures=figures, timings=timings)
     print_scores(result.metrics["test_accuracy"], result.metrics["test_loss"])
-    if not args.quiet:
-        print_saved(result, "firstnet predict YOUR_DIGIT.png")
+    print_saved(result, "firstnet predict YOUR_DIGIT.png", quiet=args.quiet)
     return exit_code(result, "train")
 
 
@@ -166,8 +175,11 @@ def exit_code(result, command):
     return 130
 
 
-def print_saved(result, alternative):
-    """Where a finished run was saved, and what to try next."""
+def print_saved(result, alternative, quiet=False):
+    """Where a finished run was saved (always: a run the learner cannot find is lost), and what to try next."""
+    if quiet:
+        print(f"saved {result.run_dir}/")
+        return
     print(f"saved {result.run_dir}/ (model.keras, metrics.json, history.json, curves.png, confusion.png) "
           f"in {result.metrics['total_seconds']:.1f} s")
     print(f"next: firstnet evaluate {result.run_dir}   or   {alternative}")
@@ -185,11 +197,14 @@ def command_evaluate(args):
     model_path = runs.resolve_model(args.model)
     model = firstnet_model.load_model(model_path)
     startup.enable_compilation_cache()
-    dataset = mnist_data.load_mnist(args.data)
+    run_metrics = runs.read_metrics(model_path.parent)
+    # The run's own test digits unless --data names others: scoring on other digits measures something else.
+    dataset, which = mnist_data.choose_run_data(run_metrics, args.data)
     scores = evaluate.evaluate_model(model, dataset.x_test, dataset.y_test)
-    print(f"model: {model_path}   data: {dataset.source} ({len(dataset.x_test)} test digits)")
+    print(f"model: {model_path}")
+    print(f"data: {dataset.source} ({len(dataset.x_test)} test digits, {which})")
     print_scores(scores["test_accuracy"], scores["test_loss"])
-    note = evaluate.seen_in_training_note(runs.read_metrics(model_path.parent), dataset)
+    note = evaluate.seen_in_training_note(run_metrics, dataset)
     if note:
         print(note)
     print("confusion matrix (rows: true digit, columns: predicted digit):")
@@ -197,15 +212,18 @@ def command_evaluate(args):
 
 
 def command_predict(args):
-    from firstnet import model as firstnet_model, plots, predict, runs
+    from firstnet import model as firstnet_model, plots, predict, runinfo, runs
 
     files = predict.image_files(args.images)
     model_path = runs.resolve_model(args.model)
     model = firstnet_model.load_model(model_path)
     results = predict.predict_files(model, files)
+    # Which model answered comes first: the newest run may be an experiment rather than the lesson's network.
+    if not args.json:
+        print(runinfo.model_line(model_path, runs.read_metrics(model_path.parent)))
     for result in results:
         if args.json:
-            print(json.dumps({key: result[key] for key in ("file", "digit", "probabilities")}))
+            print(json.dumps({**{key: result[key] for key in ("file", "digit", "probabilities")}, "model": str(model_path)}))
             continue
         print(f"{result['file']}: {result['digit']}   (probability {result['probabilities'][result['digit']]:.3f})")
         for digit, probability in enumerate(result["probabilities"]):
@@ -213,37 +231,27 @@ def command_predict(args):
     if args.show_input:
         images = [result["input"] for result in results]
         columns = min(len(images), 8)
-        figure = plots.grid_figure(images, [f"{pathlib.Path(r['file']).name}: {r['digit']}" for r in results],
-                                   -(-len(images) // columns), columns, suptitle="what the network saw (28x28)")
+        titles = [f"{short_name(pathlib.Path(result['file']).name)}: {result['digit']}" for result in results]
+        figure = plots.grid_figure(images, titles, -(-len(images) // columns), columns,
+                                   suptitle="what the network saw (28x28)")
         runs.save_figure(figure, args.show_input)
         if not args.json:
             print(f"saved {args.show_input}")
 
 
 def command_runs(args):
-    from firstnet import runs
+    from firstnet import runinfo, runs
 
     found = runs.list_runs(args.root)
     if not found:
         print(f"no finished runs in {args.root}/ yet; run `firstnet train`")
         return
-    print(f"{'run':<32} {'finished':<20} {'test_acc':>8} {'epochs':>6} {'seconds':>8}  data")
-    for folder, metrics in found:
-        finished = str(metrics.get("finished_at", "?"))[:19].replace("T", " ")
-        accuracy = metrics.get("test_accuracy")
-        print(f"{str(folder):<32} {finished:<20} {accuracy if accuracy is None else f'{accuracy:.4f}':>8} "
-              f"{metrics.get('epochs_completed', metrics.get('epochs', '?')):>6} {metrics.get('total_seconds', 0):>8.1f}  "
-              f"{'full MNIST' if metrics.get('data_full') else metrics.get('data_source', '?')}")
+    print(runinfo.runs_table(found, args.root))
 
 
-def port_number(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number, like 8000") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a port from 1 to 65535, or 0 for any free port")
-    return value
+def short_name(name, limit=14):
+    """A file name cut to `limit` characters with "..." in the middle, so a picture's title fits above it."""
+    return name if len(name) <= limit else f"{name[: limit - 7]}...{name[-4:]}"
 
 
 def command_serve(args):
@@ -253,16 +261,12 @@ def command_serve(args):
 
 
 def command_scratch(args):
-    from firstnet import scratch, train
+    from firstnet import scratch
+    from firstnet.loops import events
 
-    config = train.TrainConfig(epochs=args.epochs or 5, batch_size=args.batch_size, hidden_units=args.hidden_units,
-                               optimizer=args.optimizer, learning_rate=args.learning_rate,
-                               validation_split=args.validation_split, seed=args.seed, data=args.data,
-                               run_dir=args.run_dir, verbose=0 if args.quiet else 1)
-    result = scratch.train(config, log=None if args.quiet else print)
+    result = scratch.train(train_config(args), watchers=[events.ProgressBar(show_progress=not args.quiet)])
     print_scores(result.metrics["test_accuracy"], result.metrics["test_loss"])
-    if not args.quiet:
-        print_saved(result, f"compare with Keras: firstnet train --seed {result.metrics['seed']}")
+    print_saved(result, f"compare with Keras: firstnet train --seed {result.metrics['seed']}", quiet=args.quiet)
     return exit_code(result, "scratch")
 
 
@@ -310,6 +314,9 @@ def build_parser():
 
     train = commands.add_parser("train", parents=[common], help="train the tutorial's network and save a run folder")
     add_train_flags(train)
+    train.add_argument("--loop", choices=choices.LOOPS,
+                       help="how the fit runs: compiled (the fast loop, the default where supported) or fit "
+                            "(Keras's own model.fit, the tutorial's call); both train the same way")
     train.add_argument("--fast", action="store_true",
                        help="not the tutorial's recipe: a shorter one that reaches the same accuracy sooner (2 epochs, "
                             "learning rate 0.004 falling to 0 along a cosine)")
@@ -367,11 +374,18 @@ def main(argv=None):
         return 2
     # Keras and JAX talk a lot on import; a learner should see the lesson, not log lines.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from firstnet import data as mnist_data
+
+    # Messages about data name the flag (--data PATH) here, not the library call; restored for callers in Python.
+    where_before, mnist_data.WHERE = mnist_data.WHERE, "cli"
     try:
         code = args.handler(args)
     except UserError as error:
         if args.debug:
-            raise
+            # The traceback for whoever debugs, and still the exit code of a user's mistake, so scripts see a 2.
+            import traceback
+
+            traceback.print_exc()
         print(f"firstnet {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -382,6 +396,8 @@ def main(argv=None):
         # tools do, and keep Python from complaining again when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    finally:
+        mnist_data.WHERE = where_before
     return code or 0
 
 

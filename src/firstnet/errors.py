@@ -1,5 +1,8 @@
 """The one exception type for mistakes a user can fix: the CLI prints it as one line and exits with code 2."""
 
 
-class UserError(Exception):
-    """Something the user gave us is wrong; the message says what and what to do instead."""
+class UserError(ValueError):
+    """Something the user gave us is wrong; the message says what and what to do instead.
+
+    It is a ValueError, so that code calling the library can catch bad settings the usual Python way.
+    """

@@ -1,8 +1,12 @@
 """Evaluation as in the tutorial, `test_loss, test_acc = model.evaluate(...)`, plus which digits get confused."""
 
+import sys
+import time
+
 import numpy as np
 
-from firstnet import data as mnist_data, fastfit
+from firstnet import data as mnist_data
+from firstnet.loops import compiled
 
 
 def confusion_matrix(true_labels, predicted_labels, num_classes=10):
@@ -16,15 +20,24 @@ def evaluate_model(model, images, labels, batch_size=1024, verbose=0):
     """The tutorial's `model.evaluate` (loss and accuracy), and the confusion matrix from the predictions.
 
     On JAX, uint8 digits are scored by one compiled program that computes what `model.evaluate` and
-    `model.predict` would (see `fastfit.score`); otherwise by those two Keras calls.
+    `model.predict` would (see `loops.compiled.score`); otherwise, or if that program fails, by those two Keras
+    calls. The result says which scored them ("scored_by"), any fallback, and the seconds it took.
     """
-    if np.asarray(images).dtype == np.uint8 and fastfit.supported(model):
+    started = time.perf_counter()
+    scored, fallback = None, None
+    verbose = display_verbosity(verbose)
+    if np.asarray(images).dtype == np.uint8 and compiled.unsupported(model) is None:
         # Keras's progress bar, so that the output reads as `model.evaluate(..., verbose=1)`'s would.
         steps = -(-len(images) // batch_size)
-        bar = _progress_bar(steps) if verbose else None
-        test_loss, test_accuracy, probabilities = fastfit.score(model, images, labels, batch_size=batch_size)
-        if bar is not None:
-            bar.update(steps, [("accuracy", test_accuracy), ("loss", test_loss)], finalize=True)
+        bar = _progress_bar(steps, verbose) if verbose else None
+        try:
+            scored = compiled.score(model, images, labels, batch_size=batch_size)
+        except Exception as error:  # The public path below computes the same numbers.
+            fallback = f"compiled scoring off ({type(error).__name__}: {mnist_data.first_line(error)})"
+        if bar is not None and scored is not None:
+            bar.update(steps, [("accuracy", scored[1]), ("loss", scored[0])], finalize=True)
+    if scored is not None:
+        test_loss, test_accuracy, probabilities = scored
     else:
         inputs = mnist_data.prepare_images(images)
         test_loss, test_accuracy = model.evaluate(inputs, mnist_data.one_hot(labels), batch_size=batch_size,
@@ -35,6 +48,9 @@ def evaluate_model(model, images, labels, batch_size=1024, verbose=0):
         "test_accuracy": float(test_accuracy),
         "confusion": confusion_matrix(labels, probabilities.argmax(axis=1)),
         "probabilities": probabilities,
+        "scored_by": "compiled" if scored is not None else "model.evaluate",
+        "fallback": fallback,
+        "seconds": time.perf_counter() - started,
     }
 
 
@@ -58,7 +74,19 @@ def format_confusion(confusion):
     return "\n".join(lines)
 
 
-def _progress_bar(steps):
+def display_verbosity(verbose):
+    """Keras's verbosity for a progress bar on this stdout: 1 (a live bar) only where a live bar can be drawn.
+
+    A live bar redraws itself with carriage returns, backspaces and colour codes, which a file or a pipe keeps as
+    junk; there Keras's verbose=2 writes one plain line at the end instead. Notebooks draw live bars well.
+    """
+    if verbose != 1:
+        return verbose
+    is_terminal = getattr(sys.stdout, "isatty", None) is not None and sys.stdout.isatty()
+    return 1 if is_terminal or "ipykernel" in sys.modules else 2
+
+
+def _progress_bar(steps, verbose=1):
     import keras
 
-    return keras.utils.Progbar(target=steps, verbose=1, unit_name="step", stateless_metrics=set())
+    return keras.utils.Progbar(target=steps, verbose=verbose, unit_name="step", stateless_metrics=set())

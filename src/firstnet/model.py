@@ -5,9 +5,8 @@ import pathlib
 import keras
 from keras import layers
 
+from firstnet.choices import OPTIMIZERS, SCHEDULES
 from firstnet.errors import UserError
-
-OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd", "adagrad", "adadelta", "adamax", "nadam", "lion")
 
 
 def build_model(hidden_units=512, num_classes=10, input_size=28 * 28):
@@ -22,9 +21,6 @@ def build_model(hidden_units=512, num_classes=10, input_size=28 * 28):
         ],
         name="firstnet",
     )
-
-
-SCHEDULES = ("constant", "cosine")
 
 
 def make_optimizer(name="rmsprop", learning_rate=None, schedule="constant", decay_steps=None):
@@ -75,8 +71,25 @@ def load_model(path):
         raise UserError(f"{path}: no such model; train one with `firstnet train` or point to a run folder")
     if path.suffix != ".keras":
         raise UserError(f"{path}: not a .keras file; firstnet saves models as model.keras in each run folder")
+    # Keras answers "File not found" about a .keras file that exists but is not its zip archive: say what it is.
+    if not is_keras_archive(path):
+        raise UserError(f"{path}: not a Keras model archive (a .keras file is a zip holding config.json); "
+                        "point to the model.keras of a run folder, or retrain it with `firstnet train`")
     try:
         return keras.saving.load_model(path, compile=True, safe_mode=True)
     except Exception as error:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise UserError(f"{path}: cannot load this model safely ({first_line}); retrain it with `firstnet train`") from error
+
+
+def is_keras_archive(path):
+    """True if `path` is a zip with the config.json that every `.keras` model saved by Keras 3 holds."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return "config.json" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False

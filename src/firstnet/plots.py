@@ -3,6 +3,8 @@
 import numpy as np
 
 SHADES = " ░▒▓█"
+IMAGE_SIDE = 28
+NO_CURVES_YET = "stopped before the first epoch ended: no curves yet"
 
 
 def _pyplot():
@@ -37,7 +39,11 @@ def grid_figure(images, titles, rows, columns, suptitle=None):
             axes.imshow(images[index], cmap=plt.cm.binary, vmin=0, vmax=255)
             axes.set_title(titles[index], fontsize=9)
     if suptitle:
-        figure.suptitle(suptitle)
+        title = figure.suptitle(suptitle)
+        # A grid of one or two pictures is narrower than its title would be: widen the figure until it fits.
+        needed_inches = title.get_window_extent(figure.canvas.get_renderer()).width / figure.dpi + 0.3
+        if needed_inches > figure.get_figwidth():
+            figure.set_figwidth(needed_inches)
     figure.tight_layout()
     return figure
 
@@ -48,6 +54,12 @@ def curves_figure(history):
     from matplotlib import ticker
 
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4), layout="tight")
+    if not history.get("loss") and not history.get("accuracy"):
+        # A run stopped by Ctrl-C during its first epoch: an empty pair of axes would look like a broken figure.
+        for axes in (loss_axes, accuracy_axes):
+            axes.axis("off")
+        figure.text(0.5, 0.5, NO_CURVES_YET, ha="center", va="center", fontsize=14)
+        return figure
     for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
         for prefix, style in (("", "o-"), ("val_", "s--")):
             values = history.get(prefix + metric)
@@ -98,14 +110,36 @@ def unicode_digit(image, pixel_width=2):
     return "\n".join("".join(SHADES[level] * pixel_width for level in row).rstrip() for row in levels)
 
 
-def unicode_grid(images, titles, columns):
-    """Digits side by side in rows of `columns`, each titled, as text."""
+# One character holds 2x2 pixels: bit 1 the top left, 2 the top right, 4 the bottom left, 8 the bottom right.
+QUADRANTS = " ▘▝▀▖▌▞▛▗▚▐▜▄▙▟█"
+COMPACT_WIDTH = 14  # Characters a digit takes in a grid: 28 pixels, two a character.
+
+
+def compact_digit(image):
+    """A 28x28 digit as 14 lines of 14 quarter-block characters, ink where `unicode_digit` shows any."""
+    ink = np.asarray(image, dtype=np.float64) >= 256 / len(SHADES)
+    quarters = ink.reshape(IMAGE_SIDE // 2, 2, IMAGE_SIDE // 2, 2)
+    codes = quarters[:, 0, :, 0] * 1 + quarters[:, 0, :, 1] * 2 + quarters[:, 1, :, 0] * 4 + quarters[:, 1, :, 1] * 8
+    return "\n".join("".join(QUADRANTS[code] for code in row).rstrip() for row in codes)
+
+
+def unicode_grid(images, titles, columns, width=80):
+    """Digits side by side in rows of `columns`, each titled, as text no wider than `width`.
+
+    Each digit is drawn in quarter blocks, 14 characters wide, so that five fit across a terminal's 80
+    columns; a row of more digits than fit continues on the next line. Titles are cut to the digit's width.
+    """
+    gap = 2
+    across = max(1, min(columns, (width + gap) // (COMPACT_WIDTH + gap)))
     blocks = []
-    for start in range(0, len(images), columns):
-        chunk = [unicode_digit(image, pixel_width=1).split("\n") for image in images[start : start + columns]]
-        heads = [f"{title:<28}" for title in titles[start : start + columns]]
-        lines = ["  ".join(heads).rstrip()]
-        for row in range(len(chunk[0])):
-            lines.append("  ".join(f"{digit[row] if row < len(digit) else '':<28}" for digit in chunk).rstrip())
-        blocks.append("\n".join(lines))
+    for row_start in range(0, len(images), columns):
+        row_end = min(row_start + columns, len(images))
+        for start in range(row_start, row_end, across):
+            stop = min(start + across, row_end)
+            chunk = [compact_digit(image).split("\n") for image in images[start:stop]]
+            heads = [f"{title[:COMPACT_WIDTH]:<{COMPACT_WIDTH}}" for title in titles[start:stop]]
+            lines = [(" " * gap).join(heads).rstrip()]
+            for line in range(len(chunk[0])):
+                lines.append((" " * gap).join(f"{digit[line]:<{COMPACT_WIDTH}}" for digit in chunk).rstrip())
+            blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

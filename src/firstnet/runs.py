@@ -2,10 +2,13 @@
 
 import contextlib
 import datetime
+import importlib.metadata
 import json
 import os
 import pathlib
+import platform
 import tempfile
+import time
 
 from firstnet.errors import UserError
 
@@ -119,6 +122,153 @@ def new_run_dir(run_dir=None, root=DEFAULT_RUNS_ROOT):
         except FileExistsError:
             continue
     raise UserError(f"{root}: could not create a new run folder; pass --run-dir")
+
+
+@contextlib.contextmanager
+def new_run(run_dir=None, root=DEFAULT_RUNS_ROOT):
+    """`new_run_dir`, and if the block fails (a wrong --data, say), no folder left behind that it created, runs/ included."""
+    parent = pathlib.Path(run_dir).parent if run_dir else pathlib.Path(root)
+    created_parent = not parent.exists()
+    folder = new_run_dir(run_dir, root=root)
+    try:
+        yield folder
+    except BaseException:
+        for created in (folder, parent) if created_parent else (folder,):
+            if created.is_dir() and not any(created.iterdir()):
+                created.rmdir()
+        raise
+
+
+# Versions that decide the numbers: the same seed reproduces a run only with the same ones. TensorFlow's CPU
+# build installs as tensorflow-cpu, so both names are looked up.
+PACKAGES = ("keras", "numpy", "jax", "jaxlib", "tensorflow", "tensorflow-cpu", "torch")
+
+
+def versions():
+    """The versions of Python, firstnet and each installed package of PACKAGES."""
+    from firstnet import __version__
+
+    found = {"python": platform.python_version(), "firstnet": __version__}
+    for package in PACKAGES:
+        try:
+            found[package.replace("-cpu", "")] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def run_metrics(config, seed, data, fitted, scores, *, model=None, backend=None, timings=None):
+    """metrics.json's contents for a run of `train` or `scratch`: the recipe, how it ran, its scores, its data.
+
+    `fitted` is a `loops.Fitted`; `scores` what `evaluate.evaluate_model` returns; `model` gives the learning
+    rate the optimizer really started from and the backend (or pass `backend`, for the NumPy twin).
+    """
+    from firstnet import loops
+
+    timings = dict(timings or {})
+    if model is not None:
+        import keras
+
+        from firstnet import model as firstnet_model
+
+        learning_rate = firstnet_model.starting_learning_rate(model.optimizer)
+        backend = backend or keras.backend.backend()
+    else:
+        learning_rate = config.learning_rate
+    history = fitted.history
+    return {
+        "test_accuracy": scores["test_accuracy"],
+        "test_loss": scores["test_loss"],
+        "train_accuracy": history["accuracy"][-1] if history.get("accuracy") else None,
+        "train_loss": history["loss"][-1] if history.get("loss") else None,
+        "epochs": config.epochs,
+        "epochs_completed": len(history.get("loss", [])),
+        "interrupted": fitted.interrupted,
+        "batch_size": config.batch_size,
+        "hidden_units": config.hidden_units,
+        "optimizer": config.optimizer,
+        # Keras keeps the rate as a float32 variable; its shortest decimal is what the learner typed.
+        "learning_rate": float(f"{learning_rate:.7g}") if learning_rate is not None else None,
+        "learning_rate_schedule": config.learning_rate_schedule,
+        "validation_split": config.validation_split,
+        "seed": seed,
+        "backend": backend,
+        "loop": fitted.loop,
+        "training_loop": loops.DESCRIPTIONS.get(fitted.loop, fitted.loop),
+        "loop_asked": config.loop,
+        "speedups": fitted.facts.get("speedups", []),
+        # Every speed trick that failed and fell back to the public path: the lean import, the loop, the scoring.
+        "fallbacks": (timings.pop("fallbacks", []) + fitted.facts.get("fallbacks", [])
+                      + ([scores["fallback"]] if scores.get("fallback") else [])),
+        # Pixels per digit in the first layer's products: fewer than all when blank ones are skipped (blanks.py).
+        "first_layer_columns": fitted.facts.get("first_layer_columns"),
+        "versions": versions(),
+        "data_source": data.source,
+        "data_path": data.path,
+        "data_full": data.is_full,
+        "train_samples": int(len(data.x_train)),
+        "test_samples": int(len(data.x_test)),
+        "confusion": scores["confusion"].tolist(),
+        "compilation_cache": timings.pop("compilation_cache", None),
+        "import_seconds": timings.pop("import_seconds", None),
+        "data_seconds": timings.pop("data_seconds", None),
+        "compile_seconds": fitted.facts.get("compile_seconds"),
+        "fit_seconds": fitted.facts["fit_seconds"],
+        "evaluate_seconds": scores.get("seconds"),
+        "process_started": timings.pop("started", None),
+        "started_at": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
+class DrawFiguresHere:
+    """Draws a run's figures in this process, when asked to finish (the CLI hands `save_run` a helper process instead)."""
+
+    where = "this process"
+
+    def __init__(self):
+        self.jobs = []
+
+    def draw(self, figure, path, numbers):
+        self.jobs.append((figure, path, numbers))
+
+    def finish(self):
+        import numpy as np
+
+        from firstnet import plots
+
+        for figure, path, numbers in self.jobs:
+            drawn = plots.curves_figure(numbers) if figure == "curves" else plots.confusion_figure(np.asarray(numbers))
+            save_figure(drawn, path)
+        return True
+
+
+def save_run(run_dir, model, history, metrics, *, figures=None):
+    """Write a run folder, each file atomically: model.keras, history.json, curves.png, confusion.png, metrics.json.
+
+    metrics.json is written last: its presence marks the run as complete. `figures` draws the two figures while
+    the model is saved (the CLI passes `startup.FigureHelper`, a helper process); if it fails, they are drawn here.
+    """
+    started = time.perf_counter()
+    run_dir = pathlib.Path(run_dir)
+
+    def ask(drawer):
+        drawer.draw("curves", run_dir / "curves.png", history)
+        drawer.draw("confusion", run_dir / "confusion.png", metrics["confusion"])
+        return drawer
+
+    figures = ask(figures or DrawFiguresHere())
+    save_model(model, run_dir / "model.keras")
+    write_json(run_dir / "history.json", history)
+    if not figures.finish():
+        figures = ask(DrawFiguresHere())
+        figures.finish()
+    metrics["figures_drawn_by"] = figures.where
+    metrics["save_seconds"] = time.perf_counter() - started
+    metrics["finished_at"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    process_started = metrics.pop("process_started", None)
+    metrics["total_seconds"] = (time.perf_counter() - process_started if process_started is not None else
+                                sum(metrics.get(key) or 0.0 for key in ("fit_seconds", "evaluate_seconds", "save_seconds")))
+    write_json(run_dir / "metrics.json", metrics)
 
 
 def read_metrics(run_dir):

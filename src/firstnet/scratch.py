@@ -6,7 +6,6 @@ only; Keras appears at the very end, to package the trained weights in the same 
 so `firstnet evaluate`, `predict` and the web page can use a from-scratch run too.
 """
 
-import datetime
 import math
 import secrets
 import time
@@ -16,6 +15,7 @@ import threadpoolctl
 
 from firstnet import data as mnist_data
 from firstnet.errors import UserError
+from firstnet.loops.events import REPORT_EVERY
 
 # Keras 3's defaults, read from keras/src/optimizers/rmsprop.py and keras.backend.epsilon().
 LEARNING_RATE = 0.001
@@ -128,22 +128,25 @@ def count_correct(probabilities, targets):
     return int((probabilities.argmax(axis=1) == targets.argmax(axis=1)).sum())
 
 
-def train_epoch(params, rmsprop_state, images, targets, batch_size, rng, learning_rate=LEARNING_RATE):
+def train_epoch(params, rmsprop_state, images, targets, batch_size, rng, learning_rate=LEARNING_RATE, on_batch=None):
     """One pass over the shuffled images in batches (the last one may be smaller); returns (loss, accuracy).
 
     Like Keras, the loss and accuracy are averaged over the epoch as the weights change, weighting each batch
-    by its size.
+    by its size. `on_batch(step, loss, accuracy)`, if given, sees the running means after each batch.
     """
     order = rng.permutation(len(images))
-    total_loss, correct = 0.0, 0
+    total_loss, correct, seen = 0.0, 0, 0
     with threadpoolctl.threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-        for start in range(0, len(images), batch_size):
+        for step, start in enumerate(range(0, len(images), batch_size), start=1):
             batch = order[start : start + batch_size]
             batch_targets = targets[batch]
             loss, gradients, probabilities = loss_and_gradients(params, images[batch], batch_targets)
             rmsprop_step(params, gradients, rmsprop_state, learning_rate=learning_rate)
             total_loss += float(loss) * len(batch)
             correct += count_correct(probabilities, batch_targets)
+            seen += len(batch)
+            if on_batch is not None:
+                on_batch(step, total_loss / seen, correct / seen)
     return total_loss / len(images), correct / len(images)
 
 
@@ -164,45 +167,40 @@ def evaluate(params, images, targets):
     }
 
 
-def split_validation(images, targets, validation_split):
-    """Keras's validation_split: the last fraction of the digits, taken before any shuffling, is held out."""
-    if not validation_split:
-        return (images, targets), None
-    split_at = math.floor(len(images) * (1.0 - validation_split))
-    if split_at in (0, len(images)):
-        raise UserError(f"--validation-split {validation_split}: leaves no digits for training or none for "
-                        f"validation out of {len(images)}; use a fraction like 0.1")
-    return (images[:split_at], targets[:split_at]), (images[split_at:], targets[split_at:])
-
-
 def fit(params, rmsprop_state, images, targets, epochs, batch_size, rng, learning_rate=LEARNING_RATE,
-        validation_split=0.0, log=None):
-    """Train in place for some epochs and return (history, interrupted), history shaped like Keras's.
+        validation_split=0.0, emit=None, report_every=REPORT_EVERY):
+    """Train in place for some epochs, telling `emit` (loops/events.py) what happens; returns whether Ctrl-C ended it.
 
+    The digits held out for validation are those Keras's validation_split holds out (`loops.split_validation`).
     Ctrl-C stops training between batches and keeps the weights as they are, like `model.fit` does.
     """
-    log = log or (lambda line: None)
-    (train_images, train_targets), validation = split_validation(images, targets, validation_split)
-    history = {"loss": [], "accuracy": []} | ({"val_loss": [], "val_accuracy": []} if validation else {})
+    from firstnet import loops
+
+    emit = emit or (lambda kind, **fields: None)
+    (train_images, train_targets), validation = loops.split_validation(images, targets, validation_split)
+    steps = -(-len(train_images) // batch_size)
     try:
         for epoch in range(1, epochs + 1):
-            started = time.perf_counter()
+            emit("epoch_begin", epoch=epoch, epochs=epochs, steps=steps)
+
+            def on_batch(step, loss, accuracy):
+                if step % report_every == 0 or step == steps:
+                    emit("step", epoch=epoch, epochs=epochs, step=step, steps=steps,
+                         logs={"accuracy": accuracy, "loss": loss},
+                         weights=lambda: [params[name].copy() for name in PARAMETER_NAMES])
+
             loss, accuracy = train_epoch(params, rmsprop_state, train_images, train_targets, batch_size, rng,
-                                         learning_rate)
-            history["loss"].append(loss)
-            history["accuracy"].append(accuracy)
-            line = f"epoch {epoch}/{epochs}: loss {loss:.4f} - accuracy {accuracy:.4f}"
+                                         learning_rate, on_batch=on_batch)
+            logs = {"accuracy": accuracy, "loss": loss}
             if validation:
                 scores = evaluate(params, *validation)
-                history["val_loss"].append(scores["loss"])
-                history["val_accuracy"].append(scores["accuracy"])
-                line += f" - val_loss {scores['loss']:.4f} - val_accuracy {scores['accuracy']:.4f}"
-            log(f"{line} ({time.perf_counter() - started:.1f} s)")
+                logs.update({"val_accuracy": scores["accuracy"], "val_loss": scores["loss"]})
+            emit("epoch_end", epoch=epoch, epochs=epochs, step=steps, steps=steps, logs=logs)
     except KeyboardInterrupt:
         # A learner who stops training early still gets the model trained so far, evaluated and saved.
-        print("\nInterrupted: evaluating and saving the model as trained so far (Ctrl-C again to abandon it).")
-        return history, True
-    return history, False
+        emit("note", text="Interrupted: evaluating and saving the model as trained so far (Ctrl-C again to abandon it).")
+        return True
+    return False
 
 
 def to_keras_model(params, rmsprop_state=None, learning_rate=LEARNING_RATE):
@@ -227,14 +225,14 @@ def to_keras_model(params, rmsprop_state=None, learning_rate=LEARNING_RATE):
     return model
 
 
-def train(config=None, data=None, log=None):
+def train(config=None, data=None, watchers=()):
     """`firstnet train`'s lesson done by the NumPy twin: same config, same run folder, same TrainResult.
 
     `config` is a `firstnet.train.TrainConfig`; only optimizer "rmsprop" (the tutorial's) is written from scratch.
     """
-    started = time.perf_counter()
-    # Keras is imported only here, to package the result as `train` does; the learning above is NumPy alone.
-    from firstnet import runs, startup, train as keras_train
+    # Keras is imported only here, to package the result as `train` does; the learning below is NumPy alone.
+    from firstnet import evaluate as firstnet_evaluate, loops, runs, train as keras_train
+    from firstnet.loops import events
 
     config = config or keras_train.TrainConfig()
     if config.optimizer != "rmsprop":
@@ -243,84 +241,37 @@ def train(config=None, data=None, log=None):
     if config.learning_rate_schedule != "constant":
         raise UserError(f"learning rate schedule {config.learning_rate_schedule}: the from-scratch twin keeps the "
                         f"tutorial's constant learning rate; use `firstnet train` for a schedule")
-    _, import_seconds = startup.import_keras()
     config.check()
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
-    run_dir = runs.new_run_dir(config.run_dir, root=config.runs_root)
-    try:
-        return _train(config, data, seed, run_dir, log or (lambda line: None), keras_train, started, import_seconds)
-    except BaseException:
-        if run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()
-        raise
+    history = events.History()
+    emit = events.Broadcast([history, *watchers])
+    with runs.new_run(config.run_dir, root=config.runs_root) as run_dir:
+        data = data or mnist_data.load_mnist(config.data)
+        train_images, train_targets = mnist_data.prepare_images(data.x_train), mnist_data.one_hot(data.y_train)
+        # Keras keeps its learning rate as a float32 variable; so does the twin, so both report the same number.
+        learning_rate = float(np.float32(config.learning_rate or LEARNING_RATE))
+        emit("begin", text=f"Training Dense({config.hidden_units}, relu) -> Dense(10, softmax) from scratch in NumPy "
+                           f"on {len(train_images)} digits ({data.source}): {config.epochs} epochs, batch "
+                           f"{config.batch_size}, rmsprop, seed {seed}")
 
+        # One seed drives the initial weights and the shuffling, so a run can be repeated.
+        rng = np.random.default_rng(seed)
+        params = init_params(rng, hidden_units=config.hidden_units)
+        rmsprop_state = init_rmsprop(params)
+        started = time.perf_counter()
+        interrupted = fit(params, rmsprop_state, train_images, train_targets, config.epochs, config.batch_size, rng,
+                          learning_rate=learning_rate, validation_split=config.validation_split, emit=emit)
+        fitted = loops.Fitted(history=history.history, interrupted=interrupted, loop="scratch",
+                              facts={"fit_seconds": time.perf_counter() - started,
+                                     # The twin multiplies every pixel, blank or not.
+                                     "first_layer_columns": float(data.x_train[0].size)})
 
-def _train(config, data, seed, run_dir, log, keras_train, started, import_seconds):
-    """Load, train from scratch, evaluate, and save as `train` does; returns a `firstnet.train.TrainResult`."""
-    started_at = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-
-    phase_started = time.perf_counter()
-    data = data or mnist_data.load_mnist(config.data)
-    train_images = mnist_data.prepare_images(data.x_train)
-    train_targets = mnist_data.one_hot(data.y_train)
-    data_seconds = time.perf_counter() - phase_started
-    # Keras keeps its learning rate as a float32 variable; so does the twin, so both report the same number.
-    learning_rate = float(np.float32(config.learning_rate or LEARNING_RATE))
-    log(f"Training Dense({config.hidden_units}, relu) -> Dense(10, softmax) from scratch in NumPy on "
-        f"{len(train_images)} digits ({data.source}): {config.epochs} epochs, batch {config.batch_size}, "
-        f"rmsprop, seed {seed}")
-
-    # One seed drives the initial weights and the shuffling, so a run can be repeated.
-    rng = np.random.default_rng(seed)
-    params = init_params(rng, hidden_units=config.hidden_units)
-    rmsprop_state = init_rmsprop(params)
-    phase_started = time.perf_counter()
-    history, interrupted = fit(params, rmsprop_state, train_images, train_targets, config.epochs, config.batch_size,
-                               rng, learning_rate=learning_rate, validation_split=config.validation_split,
-                               log=log if config.verbose else None)
-    fit_seconds = time.perf_counter() - phase_started
-
-    phase_started = time.perf_counter()
-    from firstnet import evaluate as firstnet_evaluate
-
-    scores = evaluate(params, mnist_data.prepare_images(data.x_test), mnist_data.one_hot(data.y_test))
-    confusion = firstnet_evaluate.confusion_matrix(data.y_test, scores["probabilities"].argmax(axis=1))
-    evaluate_seconds = time.perf_counter() - phase_started
-
-    metrics = {
-        "test_accuracy": scores["accuracy"],
-        "test_loss": scores["loss"],
-        "train_accuracy": history["accuracy"][-1] if history["accuracy"] else None,
-        "train_loss": history["loss"][-1] if history["loss"] else None,
-        "epochs": config.epochs,
-        "epochs_completed": len(history["loss"]),
-        "interrupted": interrupted,
-        "batch_size": config.batch_size,
-        "hidden_units": config.hidden_units,
-        "optimizer": "rmsprop",
-        "learning_rate": learning_rate,
-        "learning_rate_schedule": "constant",
-        "validation_split": config.validation_split,
-        "seed": seed,
-        "backend": "numpy-scratch",
-        "training_loop": "NumPy, one batch at a time (firstnet.scratch)",
-        "first_layer_columns": float(data.x_train[0].size),  # The twin multiplies every pixel, blank or not.
-        "compilation_cache": None,
-        "versions": keras_train.versions(),
-        "data_source": data.source,
-        "data_full": data.is_full,
-        "train_samples": int(len(data.x_train)),
-        "test_samples": int(len(data.x_test)),
-        "confusion": confusion.tolist(),
-        "import_seconds": import_seconds,
-        "data_seconds": data_seconds,
-        "data_wait_seconds": data_seconds,  # Read while nothing else happens, so all of it is waited for.
-        "compile_seconds": None,  # NumPy compiles nothing.
-        "fit_seconds": fit_seconds,
-        "evaluate_seconds": evaluate_seconds,
-        "started_at": started_at,
-        "run_dir": str(run_dir),
-    }
-    model = to_keras_model(params, rmsprop_state, learning_rate=learning_rate)
-    keras_train.save_run(run_dir, model, history, metrics, started)
-    return keras_train.TrainResult(run_dir=run_dir, model=model, history=history, metrics=metrics)
+        started = time.perf_counter()
+        scores = evaluate(params, mnist_data.prepare_images(data.x_test), mnist_data.one_hot(data.y_test))
+        scores = {"test_accuracy": scores["accuracy"], "test_loss": scores["loss"],
+                  "confusion": firstnet_evaluate.confusion_matrix(data.y_test, scores["probabilities"].argmax(axis=1)),
+                  "seconds": time.perf_counter() - started}
+        model = to_keras_model(params, rmsprop_state, learning_rate=learning_rate)
+        metrics = runs.run_metrics(config, seed, data, fitted, scores, model=model, backend="numpy-scratch")
+        runs.save_run(run_dir, model, fitted.history, metrics)
+    return keras_train.TrainResult(run_dir=run_dir, model=model, history=fitted.history, metrics=metrics)

@@ -1,7 +1,10 @@
-"""How `firstnet train` starts fast: MNIST read as Keras imports, a lean import, a compile cache, a figure helper."""
+"""What makes the `firstnet` command start fast: MNIST read as Keras imports, a lean import, a compile cache, a figure helper.
+
+Only the CLI uses this file; the lesson (train.py) takes what it prepared as arguments. Each trick here changes
+how fast a run starts, never its numbers, and each falls back to the ordinary way if it fails.
+"""
 
 import gc
-import importlib
 import importlib.abc
 import importlib.util
 import json
@@ -11,34 +14,38 @@ import subprocess
 import sys
 import threading
 import time
-import types
 
 import numpy as np
 
 from firstnet import runs
 from firstnet import data as mnist_data
 
-# `firstnet train` sets this to True: its process never uses Keras's scikit-learn wrappers, pandas inputs, notebook
-# display or plotting helpers, so hiding those optional packages while Keras imports saves over a second, and the
+# `firstnet train` never uses Keras's scikit-learn wrappers, pandas inputs, notebook display or plotting helpers,
+# so hiding those optional packages while Keras imports saves most of a second (benchmarks/RESULTS.md), and the
 # run's figures are drawn by a helper process on the core that is idle meanwhile (see `FigureHelper`). A library
 # user (a notebook, the tests) keeps the full Keras, because there the same Python session may go on to use them.
-LEAN_KERAS_IMPORT = False
 OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ("sklearn", "pandas", "IPython", "matplotlib")
 
-# Modules that Keras imports at start-up and a training run never uses, or only once it saves the model, each
-# with the submodules Keras imports from it: TPU attention kernels (Pallas), JAX's sparse solvers (which bring in
-# SciPy's sparse package), the TPU and GPU kernel dialects (Mosaic), the table printer of `model.summary` (rich),
-# and the HDF5 library and memory probe that saving uses (h5py, psutil). Together they are about a quarter of the
-# Keras import. The lean import defers them to their first use; saving then imports h5py while the figure helper
-# draws, instead of before training.
-MODULES_A_RUN_USES_NOT = {
-    "jax.experimental.pallas.ops.tpu.splash_attention": ("splash_attention_kernel", "splash_attention_mask"),
-    "jax.experimental.sparse.linalg": (),
-    "jaxlib.mosaic": ("python", "python.tpu", "python.mosaic_gpu"),
-    "rich": ("console", "markup", "table"),
-    "h5py": (),
-    "psutil": (),
-}
+
+def prepare_training(data_path):
+    """Start what `firstnet train` needs at once: MNIST read in a thread while Keras imports, the figure helper.
+
+    Returns (data, figures, timings) for `train.train(..., data=data, figures=figures, timings=timings)`.
+    An error in the data (a wrong --data, say) is raised here, before any run folder exists.
+    """
+    started = time.perf_counter()
+    loading = Loading(data_path)
+    figures = FigureHelper()
+    try:
+        _, import_seconds, fallback = import_keras(lean=True)
+        cache = enable_compilation_cache()
+        data = loading.result()
+    except BaseException:
+        figures.stop()
+        raise
+    timings = {"started": started, "import_seconds": import_seconds, "data_seconds": loading.seconds,
+               "compilation_cache": str(cache) if cache else None, "fallbacks": [fallback] if fallback else []}
+    return data, figures, timings
 
 
 class Loading(threading.Thread):
@@ -78,135 +85,53 @@ class _HidePackages(importlib.abc.MetaPathFinder):
         return None
 
 
-class _Deferred(types.ModuleType):
-    """A stand-in for a module not imported yet: the first use of any of its names imports the real one."""
-
-    def __init__(self, name, group):
-        super().__init__(name)
-        self._group = group
-
-    def __getattr__(self, attribute):
-        # Python's import machinery asks modules for __spec__, __path__ and the like; those are not a use.
-        if attribute.startswith("__"):
-            raise AttributeError(attribute)
-        for stand_in in self._group:
-            if sys.modules.get(stand_in.__name__) is stand_in:
-                del sys.modules[stand_in.__name__]
-        real = importlib.import_module(self.__name__)
-        self.__dict__.update(real.__dict__)
-        return getattr(real, attribute)
-
-
-def _defer_modules(modules):
-    """Put stand-ins for `modules` ({package: submodules imported from it}) not imported yet in sys.modules.
-
-    Only for modules that are installed: a stand-in for a missing one would turn Keras's `import psutil` (say),
-    which it tries and does without, into an import that works and a failure at the first use.
-    """
-    for package, submodules in modules.items():
-        names = [package] + [f"{package}.{submodule}" for submodule in submodules]
-        if any(name in sys.modules for name in names) or not all(_installed(name) for name in names):
-            continue
-        group = []
-        stand_ins = {name: _Deferred(name, group) for name in names}
-        group.extend(stand_ins.values())
-        # Each submodule is an attribute of its parent too, as after a real import: `import a.b.c as d` needs it.
-        for name in names[1:]:
-            parent, _, attribute = name.rpartition(".")
-            setattr(stand_ins[parent], attribute, stand_ins[name])
-        sys.modules.update(stand_ins)
-
-
-def _installed(name):
-    """Whether module `name` is installed, found from its top-level package's folders without importing anything."""
-    top, *inner = name.split(".")
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return False
-    if spec is None or not inner:
-        return spec is not None
-    folders = spec.submodule_search_locations or []
-    return any(pathlib.Path(folder, *inner).is_dir() or pathlib.Path(folder, *inner).with_suffix(".py").is_file()
-               for folder in folders)
-
-
 def import_keras(lean=False):
-    """Import keras (its backend chosen by firstnet/__init__.py) and return it with the seconds it took.
+    """Import keras (its backend chosen by firstnet/__init__.py); return it, the seconds it took, and any fallback.
 
     `lean=True`, on the JAX backend, hides scikit-learn, pandas, IPython and matplotlib while keras imports, when
     none is imported yet: Keras then leaves out its scikit-learn wrappers, pandas inputs, notebook display and
     plotting helpers for this process (they can still be imported afterwards). Other backends import things of
-    their own that look for these packages, so they get the ordinary import; so does Keras, should a future
-    release need one of them. It also defers `MODULES_A_RUN_USES_NOT` to their first use, pauses Python's
-    cycle collector while Keras imports, and lets JAX's plugin search read only packages named jax...
+    their own that look for these packages, so they get the ordinary import. If the lean import fails in any way
+    (a Keras release that needs one of them, say), Keras is imported the ordinary way and the fallback is named.
     """
     started = time.perf_counter()
     if "keras" in sys.modules:
         import keras
 
-        return keras, 0.0
+        return keras, 0.0, None
     lean = lean and os.environ.get("KERAS_BACKEND") == "jax"
     hidden = [name for name in OPTIONAL_PACKAGES_KERAS_NEEDS_NOT if name not in sys.modules] if lean else []
-    if lean:
-        _defer_modules(MODULES_A_RUN_USES_NOT)
+    fallback = None
     # Python's cycle collector would walk the objects of every module imported so far, again and again, as the
-    # import creates more: a sixth of the import's time. Modules live as long as the process, so in the lean
-    # import the collector waits until the import is done, and then leaves those objects out of its work.
+    # import creates more. Modules live as long as the process, so the collector waits until the import is
+    # done, and then leaves those objects out of its work (gc.freeze).
     collecting = lean and gc.isenabled()
     if collecting:
         gc.disable()
-    if lean:
-        metadata = importlib.import_module("importlib.metadata")
-        all_distributions = metadata.distributions
-        metadata.distributions = _jax_distributions_only(all_distributions)
     try:
-        _import_keras(hidden)
+        if hidden:
+            fallback = _import_hiding(hidden)
+        import keras
     finally:
-        if lean:
-            metadata.distributions = all_distributions
         if collecting:
             gc.freeze()
             gc.enable()
-    import keras
-
-    return keras, time.perf_counter() - started
+    return keras, time.perf_counter() - started, fallback
 
 
-def _jax_distributions_only(distributions):
-    """`importlib.metadata.distributions`, narrowed to the installed packages whose names start with "jax".
-
-    As it imports, JAX looks for a ROCm GPU plugin (a package named jax-rocm...-plugin) by reading the metadata
-    of every installed package: a tenth of the Keras import in firstnet's own environment. Only packages named
-    jax... can match, and their names are known from their folders without reading anything. JAX is the only
-    caller while Keras imports (a test checks that), so the narrowed list is what JAX would have found.
-    """
-
-    def jax_distributions(**selection):
-        for distribution in distributions(**selection):
-            # Installed packages (PathDistribution) know their name from their .dist-info folder's name.
-            name = getattr(distribution, "_normalized_name", None) or distribution.metadata.get("Name", "")
-            if name.lower().startswith("jax"):
-                yield distribution
-
-    return jax_distributions
-
-
-def _import_keras(hidden):
-    if hidden:
-        hook = _HidePackages(hidden)
-        sys.meta_path.insert(0, hook)
-        try:
-            import keras
-        except ImportError as error:
-            if "hidden while keras imports" not in str(error):
-                raise
-            # Forget the half-imported Keras and import it whole.
-            for name in [name for name in sys.modules if name == "keras" or name.startswith("keras.")]:
-                del sys.modules[name]
-        finally:
-            sys.meta_path.remove(hook)
-    import keras  # noqa: F401
+def _import_hiding(hidden):
+    """Import keras with `hidden` packages hidden; on any failure, forget the half-import and say why (else None)."""
+    hook = _HidePackages(hidden)
+    sys.meta_path.insert(0, hook)
+    try:
+        import keras  # noqa: F401
+        return None
+    except Exception as error:
+        for name in [name for name in sys.modules if name == "keras" or name.startswith("keras.")]:
+            del sys.modules[name]
+        return f"lean Keras import off ({type(error).__name__}: {mnist_data.first_line(error)})"
+    finally:
+        sys.meta_path.remove(hook)
 
 
 def compilation_cache_dir():
@@ -249,6 +174,8 @@ class FigureHelper:
     figure as soon as its numbers are known. It runs in its own session, so a Ctrl-C that stops training early
     does not stop it. If anything goes wrong with it, `save_run` draws the figures itself, as before.
     """
+
+    where = "helper process"
 
     def __init__(self):
         self.failed = False

@@ -2,6 +2,8 @@
 
 import dataclasses
 import pathlib
+import textwrap
+import types
 
 import numpy as np
 
@@ -36,7 +38,7 @@ def examples(data, clip_count=4, seed=0):
     The big tensors are views of `data.x_train` (a reshape, or a new axis of size 1), not copies: the same
     60,000 x 784 bytes read with different axes. Only the video clips are new arrays, and there are few of them.
     """
-    train_images, train_labels = data.x_train, data.y_train
+    train_images, train_labels = training_arrays(data)
     samples = len(train_images)
     clips = moving_digit_clips(train_images, clip_count, seed=seed)
     found = [
@@ -57,6 +59,27 @@ def examples(data, clip_count=4, seed=0):
     keys = ["scalar", "vector_row", "vector_image", "matrix", "vector_data", "timeseries", "images",
             "images_channels_first", "video"]
     return dict(zip(keys, found))
+
+
+def training_arrays(data):
+    """The training images and labels in `data`: an `Mnist`, what `data.load_data()` returns, or the module itself.
+
+    `from firstnet import data` puts the module in scope under the name the README's `examples(data)` uses, so
+    the module stands for the default MNIST (`load_mnist()`).
+    """
+    from firstnet import data as mnist_data
+
+    if isinstance(data, types.ModuleType) and data is mnist_data:
+        data = mnist_data.load_mnist()
+    if isinstance(data, mnist_data.Mnist):
+        return data.x_train, data.y_train
+    try:
+        (train_images, train_labels), (_, _) = data
+    except (TypeError, ValueError):
+        raise TypeError(f"examples() needs MNIST: the object from data.load_mnist(), the ((x_train, y_train), "
+                        f"(x_test, y_test)) that data.load_data() returns, or the firstnet.data module; got "
+                        f"{type(data).__name__}") from None
+    return np.asarray(train_images), np.asarray(train_labels)
 
 
 VOCABULARY = ("scalar", "vector_row", "vector_image", "matrix")
@@ -121,19 +144,21 @@ def glimpse(tensor, width=8):
 
 def format_table(found):
     """The examples as two text tables: the vocabulary, then the tutorial's real-world tensor data."""
-    header = ("name", "python", "ndim", "shape", "axes", "dtype", "glimpse")
     sections = [("The vocabulary: scalar, vector, matrix (one label, one image)", VOCABULARY),
                 (f"Real-world tensor data, built from MNIST's {len(found['vector_data'].tensor):,} training digits",
                  [key for key in found if key not in VOCABULARY])]
-    rows = [[example.name, example.expression, str(example.ndim), str(example.shape), example.axes, str(example.dtype),
-             glimpse(example.tensor)] for example in found.values()]
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
-    by_key = dict(zip(found, rows))
     lines = []
     for title, keys in sections:
-        lines += ["" if lines else None, title, "  ".join(cell.ljust(width) for cell, width in zip(header, widths)).rstrip()]
-        lines += ["  ".join(cell.ljust(width) for cell, width in zip(by_key[key], widths)).rstrip() for key in keys]
-    return "\n".join(line for line in lines if line is not None)
+        lines += ["", title] if lines else [title]
+        for key in keys:
+            # One tensor a block of short lines, so that the table fits a terminal's 80 columns.
+            example = found[key]
+            lines += ["", f"{example.name}: {example.expression}",
+                      f"    ndim {example.ndim}, shape {example.shape}, dtype {example.dtype}",
+                      f"    axes {example.axes}",
+                      f"    glimpse {glimpse(example.tensor)}"]
+    return "\n".join(textwrap.fill(line, width=80, subsequent_indent="        ") if len(line) > 80 else line
+                     for line in lines)
 
 
 def _pyplot():

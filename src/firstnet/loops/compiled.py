@@ -1,137 +1,180 @@
-"""model.fit's and model.evaluate's work for the tutorial's network as compiled JAX programs: the same numbers, faster."""
+"""The fast loop: model.fit's work for the lesson's network as compiled JAX programs, the same numbers, faster.
+
+Only Keras's and JAX's public APIs are used on the way: `model.stateless_call`, `optimizer.stateless_apply`,
+`jax.jit` and `jax.lax.fori_loop`. The speed-ups that lean on JAX's internals (skipping blank pixels, blanks.py,
+and keeping one product fast on a CPU, `_kept_product`; both re-run the traced step, retrace.py) sit behind one
+guard: if building them fails in any way, the loop says so and runs without them, computing the same numbers.
+"""
 
 import time
 
 import numpy as np
 
-# Batches of the training loop that run as one call to the compiled program between two progress-bar updates.
-STEPS_PER_CALL = 50
+from firstnet.loops import events
 
 # The tutorial's `astype("float32") / 255` of each of the 256 pixel values, computed by NumPy. Compiled code looks
 # pixels up here: XLA turns a division by 255 into a multiplication, one unit in the last place off for half of them.
 PIXEL_VALUES = np.arange(256, dtype=np.float32) / 255
 
 
-def supported(model):
-    """The compiled loop computes exactly what `compile_model` asked for, on JAX; anything else goes to model.fit."""
+
+class Unavailable(Exception):
+    """The compiled loop cannot train this model here; nothing was trained yet, so model.fit can take over."""
+
+
+def unsupported(model):
+    """Why the compiled loop cannot compute exactly what `compile_model` asked for, or None when it can."""
     import keras
 
+    if keras.backend.backend() != "jax":
+        return f"the compiled loop runs on JAX only (this is Keras on {keras.backend.backend()})"
     compiled_with = model.get_compile_config()
-    return (keras.backend.backend() == "jax" and compiled_with.get("loss") == "categorical_crossentropy"
-            and list(compiled_with.get("metrics") or []) == ["accuracy"])
+    if (compiled_with.get("loss") != "categorical_crossentropy"
+            or list(compiled_with.get("metrics") or []) != ["accuracy"]):
+        return "the compiled loop computes categorical cross-entropy and accuracy only"
+    return None
 
 
-def fit(model, data, config, seed, shuffle=True, on_step=None):
-    """`model.fit` as one compiled JAX program per group of batches, fed with the uint8 digits kept on the device.
+def fit(model, data, config, seed, emit, report_every=events.REPORT_EVERY, shuffle=True):
+    """`model.fit` as one compiled JAX program per group of `report_every` batches, with the uint8 digits on the device.
 
-    What is computed is fit's own work, through Keras's public stateless API: the tutorial's model
-    (`model.stateless_call`), its loss (categorical cross-entropy of the softmax output), its optimizer
-    (`optimizer.stateless_apply`), shuffled batches of `batch_size` with the last one smaller, and the epoch's
-    running mean loss and accuracy in the history. What changes is where the work happens: Python hands the
-    device a whole epoch at a time (50 batches between two progress-bar updates) instead of one batch, the pixels
-    stay uint8 until the compiled step turns them into the tutorial's float32 values (no float32 copy of the data
-    is shuffled each epoch), the pixels that are blank in every digit of a batch are left out of the first
-    layer's products (blanks.py: they add exact zeros), and on a CPU one slow matrix product is kept fast
-    (`_kept_product`).
+    What is computed is fit's own work: the model's output (`model.stateless_call`), its loss (categorical
+    cross-entropy of the softmax output), its optimizer (`optimizer.stateless_apply`), shuffled batches of
+    `batch_size` with the last one smaller, the epoch's running mean loss and accuracy, and the validation scores
+    after each epoch. What changes is where the work happens: Python hands the device `report_every` batches at a
+    time instead of one, and the pixels stay uint8 until the compiled step turns them into the tutorial's float32
+    values. Shuffling uses NumPy's generator from `seed`, so the batches differ from model.fit's own (the
+    numbers are the same kind, not the same digits in the same order).
 
-    `on_step(step, logs, trainable)`, if given, is called after every step (numbered from 1 in each epoch) with
-    the epoch's running loss and accuracy and the trainable values in `model.trainable_variables` order; the
-    steps then run one call each, through the same compiled program, so the numbers are those of an ordinary run.
-
-    Returns the history, whether Ctrl-C ended training early, and facts about the loop: `compile_seconds` and
-    `first_layer_columns`, the pixels per digit that the first layer's products took on average (of 784 on MNIST).
+    Raises `Unavailable` if no program can be compiled; then nothing has been trained yet. Ctrl-C stops it between
+    two groups of batches, with the weights trained so far written back into the model.
+    Returns facts about the loop: compile_seconds, first_layer_columns, speedups and fallbacks.
     """
     import jax
 
-    from firstnet import blanks
+    from firstnet import loops
+    from firstnet.loops import blanks
 
-    train_images, train_labels, validation = _split_validation(data, config.validation_split)
+    (train_images, train_labels), validation = loops.split_validation(data.x_train, data.y_train,
+                                                                      config.validation_split)
     train_count = len(train_images)
     steps = -(-train_count // config.batch_size)
     pixels = np.ascontiguousarray(train_images.reshape(train_count, -1))
-    images = jax.device_put(pixels)
-    labels = jax.device_put(train_labels.astype(np.int32))
+    try:
+        images = jax.device_put(pixels)
+        labels = jax.device_put(train_labels.astype(np.int32))
+        model.optimizer.build(model.trainable_variables)
+        state = _read_state(model)
+    except Exception as error:
+        raise Unavailable(f"JAX could not take the digits ({_first_line(error)})") from error
     masks = blanks.digit_masks(pixels)
-    model.optimizer.build(model.trainable_variables)
-    state = _read_state(model)
     shuffling = np.random.default_rng(seed)
-
-    # One compiled program per width; an epoch whose batches need more columns than any so far gets a new one.
-    programs = {}
-    compile_seconds = 0.0
+    programs = _Programs(model, config.batch_size, pixels.shape[1], emit)
 
     def plan_epoch():
-        """The epoch's shuffled digits, and for each batch the columns of the pixels not blank in all its digits."""
+        """The epoch's shuffled digits, the program for it, and each batch's columns of pixels not blank in all its digits."""
         order, weights = _epoch_order(shuffling if shuffle else None, train_count, steps, config.batch_size)
         used = blanks.batch_pixels_used(masks, order, config.batch_size, pixels.shape[1])
-        needed = blanks.width_for(used)
-        width = min((known for known in programs if known >= needed), default=needed)
-        return width, (order, weights, *blanks.batch_columns(used, width))
 
-    def program_for(width, plan):
-        nonlocal compile_seconds
-        if width not in programs:
-            started = time.perf_counter()
-            program = _training_program(model, config.batch_size, pixels.shape[1], width)
-            programs[width] = program.lower(state, _zero_totals(), images, labels, *plan, 0, 1).compile()
-            compile_seconds += time.perf_counter() - started
-        return programs[width]
+        def arguments_for(width):
+            return (state, _zero_totals(), images, labels, order, weights, *blanks.batch_columns(used, width), 0, 1)
 
-    width, plan = plan_epoch()
-    program_for(width, plan)
-    history = {"loss": [], "accuracy": []}
+        program, width = programs.get(programs.width_for(blanks.width_for(used)), arguments_for)
+        return program, width, arguments_for(width)[4:8]
+
+    run_steps, width, plan = plan_epoch()
     widths = []
-    progress = _Progress(config.verbose, config.epochs, steps)
-    interrupted = False
+    trained = False
     try:
-        for epoch in range(config.epochs):
-            run_steps = program_for(width, plan)
+        for epoch in range(1, config.epochs + 1):
+            if epoch > 1:
+                run_steps, width, plan = plan_epoch()
             widths.append(width)
-            progress.start(epoch)
+            emit("epoch_begin", epoch=epoch, epochs=config.epochs, steps=steps)
             totals = _zero_totals()
-            # Without a progress bar the whole epoch is one call; the loop body is the same program either way.
-            per_call = 1 if on_step else STEPS_PER_CALL if config.verbose == 1 else steps
-            for first in range(0, steps, per_call):
-                count = min(per_call, steps - first)
+            for first in range(0, steps, report_every):
+                count = min(report_every, steps - first)
                 state, totals = run_steps(state, totals, images, labels, *plan, first, count)
-                if on_step:
-                    on_step(first + count, _epoch_logs(totals), state[0])
-                if config.verbose == 1 and first + count < steps:  # The epoch's last bar is `finish`'s.
-                    progress.update(first + count, _epoch_logs(totals))
-            if epoch + 1 < config.epochs:
-                # Planned while the compiled program still runs the epoch's last steps.
-                width, plan = plan_epoch()
+                trained = True
+                emit("step", epoch=epoch, epochs=config.epochs, step=first + count, steps=steps,
+                     logs=_epoch_logs(totals), weights=lambda values=state[0]: [np.asarray(v) for v in values])
             logs = _epoch_logs(totals)
             if validation is not None:
                 _write_back(model, state)
                 logs.update(_validation_logs(model, validation, config.batch_size))
                 # Keras's evaluate may donate the variables' buffers to its own program: read them back.
                 state = _read_state(model)
-            for key, value in logs.items():
-                history.setdefault(key, []).append(value)
-            progress.finish(logs)
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\nInterrupted: evaluating and saving the model as trained so far (Ctrl-C again to abandon it).")
-    _write_back(model, state)
-    return history, interrupted, {"compile_seconds": compile_seconds,
-                                  "first_layer_columns": float(np.mean(widths)) if widths else None}
+            emit("epoch_end", epoch=epoch, epochs=config.epochs, step=steps, steps=steps, logs=logs)
+    except Unavailable as error:
+        if trained:
+            raise RuntimeError(f"the compiled loop failed after training began: {error}") from error
+        raise
+    finally:
+        if trained:
+            _write_back(model, state)
+    return {"compile_seconds": programs.compile_seconds,
+            "first_layer_columns": float(np.mean(widths)) if widths else None,
+            "speedups": programs.speedups(), "fallbacks": programs.fallbacks}
 
 
-def training_count(count, validation_split):
-    """How many of `count` digits are trained on after Keras's validation_split: the first count * (1 - split)."""
-    return int(np.floor(count * (1.0 - validation_split))) if validation_split else count
+class _Programs:
+    """The compiled training programs of a run, one per width, with the speed-ups or, if they fail, without them."""
+
+    def __init__(self, model, batch_size, pixels, emit):
+        self.model, self.batch_size, self.pixels, self.emit = model, batch_size, pixels, emit
+        self.with_speedups = True
+        self.fallbacks = []
+        self.compiled = {}
+        self.compile_seconds = 0.0
+
+    def speedups(self):
+        if not self.with_speedups:
+            return []
+        import jax
+
+        found = ["blank pixels skipped"] if any(width < self.pixels for width in self.compiled) else []
+        return found + (["kept product"] if jax.default_backend() == "cpu" else [])
+
+    def width_for(self, needed):
+        """The narrowest width compiled so far that holds `needed` columns (all pixels without the speed-ups)."""
+        if not self.with_speedups:
+            return self.pixels
+        return min((known for known in self.compiled if known >= needed), default=needed)
+
+    def get(self, width, arguments_for):
+        """The program for `width` and the width it really takes, compiling it on first use.
+
+        `arguments_for(width)` gives example arguments of the program's shapes for that width.
+        """
+        if not self.with_speedups:
+            width = self.pixels
+        if width in self.compiled:
+            return self.compiled[width], width
+        started = time.perf_counter()
+        try:
+            program = _compile(_training_program(self.model, self.batch_size, self.pixels, width,
+                                                 speedups=self.with_speedups), arguments_for(width))
+        except Exception as error:  # Any failure: an internal moved, a rule that no longer fits, a lowering error.
+            reason = f"{type(error).__name__}: {_first_line(error)}"
+            if not self.with_speedups:
+                raise Unavailable(reason) from error
+            self.with_speedups = False
+            self.fallbacks.append(f"speed-ups off ({reason})")
+            self.emit("note", text=f"firstnet: the compiled loop's speed-ups could not be built here ({reason}); "
+                                   "training without them, to the same numbers")
+            return self.get(self.pixels, arguments_for)
+        self.compile_seconds += time.perf_counter() - started
+        self.compiled[width] = program
+        return program, width
 
 
-def _split_validation(data, validation_split):
-    """Keras's rule for validation_split: the last fraction of the training digits, before any shuffling."""
-    if not validation_split:
-        return data.x_train, data.y_train, None
-    split_at = training_count(len(data.x_train), validation_split)
-    if split_at in (0, len(data.x_train)):
-        raise ValueError(f"validation_split {validation_split} leaves no digits for training or for validation "
-                         f"out of {len(data.x_train)}")
-    return data.x_train[:split_at], data.y_train[:split_at], (data.x_train[split_at:], data.y_train[split_at:])
+def _compile(program, arguments):
+    """Lower and compile now, so that any failure shows before the first step changes a weight."""
+    return program.lower(*arguments).compile()
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
 
 
 def _epoch_order(shuffling, count, steps, batch_size):
@@ -143,7 +186,7 @@ def _epoch_order(shuffling, count, steps, batch_size):
     return order, weights
 
 
-def _training_program(model, batch_size, pixels, width):
+def _training_program(model, batch_size, pixels, width, speedups=True):
     """A jitted function that runs `count` training steps from step `first` of an epoch, on the device.
 
     Its `images` are the digits as uint8 rows of `pixels` pixels. With a `width` below `pixels`, the first
@@ -154,19 +197,21 @@ def _training_program(model, batch_size, pixels, width):
     from jax import numpy as jnp
     from keras import ops
 
-    from firstnet import blanks, retrace
-
     optimizer = model.optimizer
     num_classes = model.outputs[0].shape[-1]
-    skip_blanks = width < pixels
+    skip_blanks = speedups and width < pixels
 
     gradient = jax.value_and_grad(_loss_function(model), has_aux=True)
-    # The traced step is run again once, with these rules deciding how some of its products are computed.
-    rules = [_kept_product] if jax.default_backend() == "cpu" else []
-    if skip_blanks:
-        gradient = blanks.products_on_columns(gradient, *rules)
-    elif rules:
-        gradient = retrace.replaced(gradient, *rules)
+    if speedups:
+        # The speed-ups re-run the traced step (retrace.py leans on JAX's internals): any failure is caught above.
+        from firstnet.loops import blanks, retrace
+
+        # The traced step is run again once, with these rules deciding how some of its products are computed.
+        rules = [_kept_product] if jax.default_backend() == "cpu" else []
+        if skip_blanks:
+            gradient = blanks.products_on_columns(gradient, *rules)
+        elif rules:
+            gradient = retrace.replaced(gradient, *rules)
 
     def run_steps(state, totals, images, labels, order, weights, columns, positions, first, count):
         def one_step(step, carry):
@@ -322,28 +367,3 @@ def _write_back(model, state):
                               (model.optimizer.variables, optimizer_variables)):
         for variable, value in zip(variables, values):
             variable.assign(value)
-
-
-class _Progress:
-    """fit's progress display: "Epoch k/n" then Keras's own progress bar with the running loss and accuracy."""
-
-    def __init__(self, verbose, epochs, steps):
-        self.verbose, self.epochs, self.steps = verbose, epochs, steps
-        self.bar = None
-
-    def start(self, epoch):
-        if not self.verbose:
-            return
-        import keras
-
-        if self.epochs > 1:
-            print(f"Epoch {epoch + 1}/{self.epochs}")
-        self.bar = keras.utils.Progbar(target=self.steps, verbose=self.verbose, unit_name="step", stateless_metrics=set())
-
-    def update(self, step, logs):
-        if self.bar is not None:
-            self.bar.update(step, list(logs.items()), finalize=False)
-
-    def finish(self, logs):
-        if self.bar is not None:
-            self.bar.update(self.steps, list(logs.items()), finalize=True)

@@ -7,7 +7,7 @@ def replaced(function, *rules):
     A rule, `rule(equation, inputs)`, returns the equation's outputs computed its own way, or None to leave the
     equation to the next rule and at last to run it as traced. The inputs it sees are the values the caller
     passed in (the same Python objects), so it can recognise them. Equations inside nested `jit`s are visited too.
-    fastfit uses this to steer XLA on a CPU (`_kept_product`) and to skip blank pixels (`blanks.columns_rule`).
+    The compiled loop uses this to steer XLA on a CPU (`_kept_product`) and to skip blank pixels (`blanks.columns_rule`).
     """
     import jax
 

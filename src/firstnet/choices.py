@@ -1,0 +1,9 @@
+"""The names a learner can choose from (optimizers, learning rate schedules, training loops), in one place.
+
+They live apart from Keras so that the CLI can offer them in `--help` without importing it.
+"""
+
+OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd", "adagrad", "adadelta", "adamax", "nadam", "lion")
+SCHEDULES = ("constant", "cosine")
+# "compiled": the fast loop (loops/compiled.py), the default where it is supported; "fit": Keras's model.fit.
+LOOPS = ("compiled", "fit")

@@ -1,0 +1,72 @@
+"""MNIST as arrays: the dataset type, its checks, and the tutorial's reshape, scale and one-hot steps."""
+
+import dataclasses
+
+import numpy as np
+
+from firstnet.errors import UserError
+
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+MNIST_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclasses.dataclass(frozen=True)
+class Mnist:
+    """The four arrays of `keras.datasets.mnist.load_data()` plus where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    # The file or folder it was read from, when the user named one (--data or FIRSTNET_DATA): a run records it,
+    # so that `evaluate` and `look` score the run on its own test digits.
+    path: str | None = None
+
+    @property
+    def is_full(self):
+        return len(self.x_train) == 60000 and len(self.x_test) == 10000
+
+    def as_keras(self):
+        """The tutorial's shape: `(train_images, train_labels), (test_images, test_labels)`."""
+        return (self.x_train, self.y_train), (self.x_test, self.y_test)
+
+
+def first_line(error):
+    """An exception as one short line, for messages that must stay one line."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+
+
+def _as_uint8(array, name, source, low, high):
+    array = np.asarray(array)
+    if array.dtype.kind not in "uif" or array.size == 0:
+        raise UserError(f"{source}: {name} holds {array.dtype} data, expected numbers")
+    if array.min() < low or array.max() > high or (array.dtype.kind == "f" and not np.all(array == np.round(array))):
+        raise UserError(f"{source}: {name} has values outside the whole numbers {low}..{high}; is this really MNIST?")
+    return array.astype(np.uint8, copy=False)
+
+
+def validated(x_train, y_train, x_test, y_test, *, source):
+    """Check shapes, dtypes and value ranges, and return an `Mnist` of uint8 arrays."""
+    arrays = {}
+    for split, images, labels in (("train", x_train, y_train), ("test", x_test, y_test)):
+        images, labels = np.asarray(images), np.asarray(labels)
+        if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise UserError(f"{source}: x_{split} has shape {images.shape}, expected (n, 28, 28)")
+        if labels.shape != (len(images),):
+            raise UserError(f"{source}: y_{split} has shape {labels.shape}, expected ({len(images)},) to match x_{split}")
+        arrays[f"x_{split}"] = _as_uint8(images, f"x_{split}", source, 0, 255)
+        arrays[f"y_{split}"] = _as_uint8(labels, f"y_{split}", source, 0, NUM_CLASSES - 1)
+    return Mnist(**arrays, source=source)
+
+
+def prepare_images(images):
+    """The tutorial's step: flatten each 28x28 image to 784 numbers and scale 0..255 to 0..1 as float32."""
+    images = np.asarray(images)
+    return images.reshape((len(images), IMAGE_SIZE * IMAGE_SIZE)).astype("float32") / 255
+
+
+def one_hot(labels, num_classes=NUM_CLASSES):
+    """Labels as one-hot rows, what `keras.utils.to_categorical` returns (without importing keras)."""
+    return np.eye(num_classes, dtype="float32")[np.asarray(labels, dtype=np.int64)]

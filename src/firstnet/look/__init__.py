@@ -1,0 +1,150 @@
+"""Look inside a trained run: its weights, its worst mistakes, the representation its hidden layer learned, how it learned.
+
+Each idea has a file of its own here: representation.py, mistakes.py, toy.py, weights.py, replay.py. `look()`
+computes them all for one run and writes their figures and look.json into the run folder.
+"""
+
+import json
+import pathlib
+
+import numpy as np
+
+from firstnet import data as mnist_data, evaluate, runs
+from firstnet.errors import UserError
+from firstnet.look.mistakes import mistakes_figure, worst_mistakes
+from firstnet.look.replay import (TRACKED_PIXEL, Replay, _training_summary, compare_replay, replay_first_epoch,
+                                  replay_verdict, training_figure)
+from firstnet.look.representation import (FOLDS, NEIGHBOURS, SAMPLE_COUNT, hidden_activations, hidden_weights, knn_accuracy,
+                                          knn_predict, pca_2d, representation, representation_figure)
+from firstnet.look.toy import best_threshold_accuracy, toy_change_of_axes, toy_figure
+from firstnet.look.weights import weights_figure
+
+__all__ = ["FIGURES", "FOLDS", "NEIGHBOURS", "SAMPLE_COUNT", "TRACKED_PIXEL", "Replay", "best_threshold_accuracy",
+           "compare_replay", "find_run", "format_summary", "hidden_activations", "hidden_weights", "knn_accuracy",
+           "knn_predict", "look", "mistakes_figure", "pca_2d", "replay_first_epoch", "replay_verdict", "representation",
+           "representation_figure", "toy_change_of_axes", "toy_figure", "training_figure", "weights_figure",
+           "worst_mistakes"]
+
+FIGURES = {
+    "weights": "look_weights.png",
+    "mistakes": "look_mistakes.png",
+    "confusion": "look_confusion.png",
+    "representation": "look_representation.png",
+    "toy": "look_toy_axes.png",
+    "training": "look_training.png",
+}
+
+
+def find_run(run_dir=None, root=runs.DEFAULT_RUNS_ROOT):
+    """The run folder to look into: the one named, else the newest finished run under `root`."""
+    if run_dir is None:
+        found = runs.list_runs(root)
+        if not found:
+            raise UserError(f"no finished run in {root}/; train one with `firstnet train`, or pass RUN_DIR")
+        return found[-1][0]
+    run_dir = pathlib.Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run folder; `firstnet runs` lists them, `firstnet train` makes one")
+    if not (run_dir / "model.keras").is_file():
+        raise UserError(f"{run_dir}: has no model.keras, so it is not a finished run; train again with `firstnet train`")
+    return run_dir
+
+
+def look(run_dir=None, data=None, data_path=None, root=runs.DEFAULT_RUNS_ROOT, sample_count=SAMPLE_COUNT,
+         mistake_count=12, replay=True):
+    """Compute everything, then write the figures and look.json into the run folder; return look.json's contents.
+
+    Nothing is written until all is computed, so a failure leaves the run folder as it was.
+    """
+    from firstnet import model as firstnet_model, plots
+
+    run_dir = find_run(run_dir, root)
+    model = firstnet_model.load_model(run_dir / "model.keras")
+    metrics = runs.read_metrics(run_dir) or {}
+    history = _read_json(run_dir / "history.json") or {}
+    # The run's own test digits, unless other data is named: scoring on digits it trained on would flatter it.
+    data = data or mnist_data.load_run_data(metrics, data_path)
+
+    probabilities = np.asarray(model.predict(mnist_data.prepare_images(data.x_test), batch_size=1024, verbose=0))
+    predicted = probabilities.argmax(axis=1)
+    confusion = evaluate.confusion_matrix(data.y_test, predicted)
+    accuracy = float((predicted == data.y_test).mean())
+    mistakes = worst_mistakes(probabilities, data.y_test, mistake_count)
+    found = representation(model, data.x_test, data.y_test, sample_count)
+    toy = toy_change_of_axes()
+    replayed = replay_first_epoch(metrics, data) if replay else None
+    kernel, _ = hidden_weights(model)
+    comparison = compare_replay(replayed, history, metrics, kernel, data) if replayed else None
+    units = list(range(min(16, kernel.shape[1])))
+    initial_note = ("replayed from the seed; checked: the pixels never inked kept their initial weights exactly"
+                    if comparison and comparison["initial_weights_verified"]
+                    else "replayed from the seed, but they do not check out as the run's, so only indicative")
+
+    figures = {
+        "weights": weights_figure(kernel, units, replayed.initial_hidden_kernel if replayed else None, initial_note),
+        "mistakes": mistakes_figure(data.x_test, mistakes),
+        "confusion": plots.confusion_figure(confusion, title=f"test digits: true label vs prediction "
+                                                              f"(accuracy {accuracy:.4f})"),
+        "representation": representation_figure(found),
+        "toy": toy_figure(toy),
+        "training": training_figure(history, replayed, comparison),
+    }
+    summary = {
+        "run_dir": str(run_dir),
+        "data_source": data.source,
+        "test_digits": int(len(data.y_test)),
+        "test_accuracy": accuracy,
+        # Offline, the bundled test digits are MNIST training digits a full-MNIST model has already seen.
+        "test_digits_note": evaluate.seen_in_training_note(metrics, data),
+        "separability": {
+            "raw": found.raw_separability,
+            "hidden": found.hidden_separability,
+            "method": f"{NEIGHBOURS}-NN accuracy, {FOLDS}-fold cross-validated, in the 2-D PCA plane of the first "
+                      f"{len(found.labels)} test digits",
+        },
+        "worst_mistakes": mistakes,
+        "weights": {"units": units, "shows_change": replayed is not None,
+                    "initial_weights_verified": bool(comparison and comparison["initial_weights_verified"])},
+        "toy": {"rule": "x > 0", "points": int(len(toy.black)),
+                "rule_accuracy_new_axes": float(((toy.new[:, 0] > 0) == toy.black).mean()),
+                "best_single_axis_accuracy_original": max(best_threshold_accuracy(toy.original[:, axis], toy.black)
+                                                          for axis in range(2))},
+        "training": _training_summary(history, replayed, comparison),
+        "figures": dict(FIGURES),
+    }
+    for name, figure in figures.items():
+        runs.save_figure(figure, run_dir / FIGURES[name])
+    runs.write_json(run_dir / "look.json", summary)
+    return summary
+
+
+def _read_json(path):
+    try:
+        return json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def format_summary(summary):
+    """look.json in a few lines for the terminal."""
+    separability = summary["separability"]
+    lines = [
+        f"looked inside {summary['run_dir']}: test accuracy {summary['test_accuracy']:.4f} on {summary['test_digits']} "
+        f"test digits ({summary['data_source']})",
+        *([summary["test_digits_note"]] if summary.get("test_digits_note") else []),
+        f"representation: {separability['method']}:",
+        f"  raw pixels   {separability['raw']:.3f}",
+        f"  hidden layer {separability['hidden']:.3f}",
+        "worst mistakes (highest loss first):",
+    ]
+    lines += [f"  test #{m['index']:<5} true {m['true']}, predicted {m['predicted']} with p={m['probability']:.3f} "
+              f"(p(true)={m['true_probability']:.4f}, loss {m['loss']:.2f})" for m in summary["worst_mistakes"][:5]]
+    training = summary["training"]
+    if training["replayed"]:
+        lines.append(f"training: epoch 1 replayed with {training['replay_loop']} from seed {training['seed']} "
+                     f"({training['steps']} steps, a few weights recorded at each): {training['verdict']}")
+    else:
+        lines.append("training: no seed in metrics.json, so only the loss per epoch is shown")
+    run_dir = pathlib.Path(summary["run_dir"])
+    lines.append("wrote " + ", ".join(str(run_dir / name) for name in [*summary["figures"].values(), "look.json"]))
+    return "\n".join(lines)
