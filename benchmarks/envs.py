@@ -15,6 +15,9 @@ REQUIREMENTS = {
     "keras_tf": ["tensorflow", "keras"],
     "torch": ["torch==2.13.0", "numpy"],
     "numpy": ["numpy"],
+    # firstnet itself on the other backends, installed as the README says (`pip install -e ".[torch]"`).
+    "firstnet_torch": ["-e", f"{pathlib.Path(__file__).resolve().parents[1]}[torch]"],
+    "firstnet_tensorflow": ["-e", f"{pathlib.Path(__file__).resolve().parents[1]}[tensorflow]"],
 }
 
 VERSION_PACKAGES = ("keras", "tensorflow", "torch", "numpy", "jax", "jaxlib")

@@ -41,6 +41,8 @@ VARIANTS = {
     "firstnet_cold_cache": "`firstnet train --quiet`, first run ever (empty cache folder)",
     "firstnet_fast": "`firstnet train --fast --quiet` (not the seed recipe: 2 epochs, cosine-decayed rate)",
     "firstnet_fit": "`firstnet train --loop fit --quiet` (Keras's own model.fit, the tutorial's call)",
+    "firstnet_torch": "`KERAS_BACKEND=torch firstnet train --quiet` (model.fit on PyTorch 2.13 CPU)",
+    "firstnet_tensorflow": "`KERAS_BACKEND=tensorflow firstnet train --quiet` (model.fit on TensorFlow)",
     "seed_keras_jax": "the seed's script, Keras 3 + JAX (firstnet's environment)",
     "seed_keras_tf": "the seed's script as it installs it: Keras 3 + TensorFlow",
     "torch_loop": "a plain PyTorch loop, torch 2.13 CPU",
@@ -86,19 +88,22 @@ def build_variants(names, data, epochs, scratch, log):
     warm_cache = scratch / "firstnet-cache"
     for name in names:
         if name.startswith("firstnet"):
-            python = pathlib.Path(sys.executable)
+            other_backend = name.partition("_")[2] if name in ("firstnet_torch", "firstnet_tensorflow") else None
+            python = envs.ensure_env(name, log=log) if other_backend else pathlib.Path(sys.executable)
             cold = name == "firstnet_cold_cache"
             # --fast is its own recipe (its epochs included); the others run the seed recipe's epochs.
             recipe = ["--fast"] if name == "firstnet_fast" else ["--epochs", str(epochs)]
             recipe += ["--loop", "fit"] if name == "firstnet_fit" else []
 
-            def start(seed, folder, cold=cold, recipe=recipe):
-                argv = [*firstnet_command(), "train", "--quiet", *recipe, "--seed", str(seed),
+            def start(seed, folder, cold=cold, recipe=recipe, python=python, other_backend=other_backend):
+                command = [str(python), "-m", "firstnet"] if other_backend else firstnet_command()
+                argv = [*command, "train", "--quiet", *recipe, "--seed", str(seed),
                         "--data", str(data), "--run-dir", str(folder / "run")]
                 cache = folder / "firstnet-cache" if cold else warm_cache
-                return argv, {"FIRSTNET_CACHE_DIR": str(cache)}
+                return argv, {"FIRSTNET_CACHE_DIR": str(cache), **({"KERAS_BACKEND": other_backend} if other_backend else {})}
 
-            shown = (f"firstnet train --quiet {'--fast ' if name == 'firstnet_fast' else ''}"
+            shown = (f"{'KERAS_BACKEND=' + other_backend + ' ' if other_backend else ''}"
+                     f"firstnet train --quiet {'--fast ' if name == 'firstnet_fast' else ''}"
                      f"{'--loop fit ' if name == 'firstnet_fit' else ''}--seed S --data MNIST --run-dir TMP")
         else:
             env_name, script, backend = {

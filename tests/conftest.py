@@ -19,6 +19,21 @@ os.environ["FIRSTNET_DATA"] = str(SHARED_MNIST)
 # firstnet keeps compiled programs and unpacked MNIST in the user's cache folder; the tests keep theirs apart.
 os.environ["FIRSTNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="firstnet-cache-")
 os.environ.setdefault("KERAS_BACKEND", "jax")
+BACKEND = os.environ["KERAS_BACKEND"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "backend(*names): the test is about those Keras backends' own code (the "
+                                       "compiled JAX loop, say); on any other backend it is skipped, with the reason")
+
+
+def pytest_collection_modifyitems(config, items):
+    # CI runs the suite once per backend (.ci/run): each test runs everywhere unless it is about one backend.
+    for item in items:
+        marker = item.get_closest_marker("backend")
+        if marker is not None and BACKEND not in marker.args:
+            item.add_marker(pytest.mark.skip(reason=f"about Keras on {' or '.join(marker.args)}; "
+                                                    f"this run is on {BACKEND}"))
 
 
 @pytest.fixture(autouse=True)

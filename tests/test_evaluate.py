@@ -27,6 +27,7 @@ def keras_scores(model, images, labels, batch_size):
     return loss, accuracy, model.predict(inputs, batch_size=batch_size, verbose=0)
 
 
+@pytest.mark.backend("jax")
 @pytest.mark.parametrize("count, batch_size", [(1500, 1024), (1000, 1000), (77, 32)])
 def test_compiled_scores_equal_keras_evaluate_and_predict(mnist, partly_trained, count, batch_size):
     # 1500 in batches of 1024 leaves a padded last batch; 1000 fills its only batch; 77 in 32s pads 19 digits.
@@ -71,7 +72,7 @@ def test_verbose_evaluation_prints_keras_style_scores(mnist, partly_trained, cap
     assert f"accuracy: {scores['test_accuracy']:.4f}" in printed and f"loss: {scores['test_loss']:.4f}" in printed
 
 
-@pytest.mark.parametrize("scored_by", ["compiled", "model.evaluate"])
+@pytest.mark.parametrize("scored_by", [pytest.param("compiled", marks=pytest.mark.backend("jax")), "model.evaluate"])
 def test_progress_into_a_pipe_is_plain_text(mnist, partly_trained, monkeypatch, scored_by):
     if scored_by == "model.evaluate":
         monkeypatch.setattr(compiled_loop, "unsupported", lambda model: "this test scores with Keras")

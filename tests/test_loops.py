@@ -49,6 +49,7 @@ def run_compiled(model, data, config, seed, **options):
 SCHEDULES = [{}, {"learning_rate": 0.004, "schedule": "cosine", "decay_steps": 16}]
 
 
+@pytest.mark.backend("jax")
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=["constant", "cosine"])
 def test_compiled_loop_matches_model_fit_step_for_step(mnist, schedule):
     # 1000 digits in batches of 128: seven full batches and a last one of 104, as model.fit cuts them.
@@ -73,6 +74,7 @@ def test_compiled_loop_matches_model_fit_step_for_step(mnist, schedule):
         np.testing.assert_allclose(np.asarray(found.numpy()), np.asarray(expected.numpy()), rtol=1e-3, atol=1e-9)
 
 
+@pytest.mark.backend("jax")
 def test_skipping_blank_pixels_trains_the_same_network(mnist, monkeypatch):
     # The same three shuffled epochs three ways: blank pixels skipped at the usual widths, at each epoch's exact
     # width (so a later epoch may need a wider program than the first), and not skipped (full products).
@@ -81,9 +83,9 @@ def test_skipping_blank_pixels_trains_the_same_network(mnist, monkeypatch):
     widths = []
     build_program = compiled._training_program
 
-    def recorded(model, batch_size, pixels, width, speedups=True):
+    def recorded(model, batch_size, pixels, width, speedups=True, **options):
         widths.append(width)
-        return build_program(model, batch_size, pixels, width, speedups)
+        return build_program(model, batch_size, pixels, width, speedups, **options)
 
     monkeypatch.setattr(compiled, "_training_program", recorded)
     results = {}
@@ -107,6 +109,7 @@ def test_skipping_blank_pixels_trains_the_same_network(mnist, monkeypatch):
             np.testing.assert_allclose(history[key], full_history[key], rtol=1e-4)
 
 
+@pytest.mark.backend("jax")
 def test_pixels_scaled_on_the_device_equal_the_tutorials_float32_division(mnist):
     images = np.concatenate([mnist.x_train, mnist.x_test]).reshape(70000, -1)
     on_device = jax.jit(compiled.scale_pixels)(images)
@@ -114,6 +117,7 @@ def test_pixels_scaled_on_the_device_equal_the_tutorials_float32_division(mnist)
     assert np.array_equal(np.asarray(on_device), mnist_data.prepare_images(images))
 
 
+@pytest.mark.backend("jax")
 def test_same_seed_same_numbers_whatever_the_reporting_rate(mnist, tmp_path):
     # Steps reported every 4 batches (19 a epoch: calls of 4) or every 50 (one call an epoch): the same program.
     data = small_mnist(mnist, 3000)
@@ -135,7 +139,7 @@ def test_same_seed_same_numbers_whatever_the_reporting_rate(mnist, tmp_path):
     assert [event.step for event in many.events if event.kind == "step" and event.epoch == 1] == [steps]
 
 
-@pytest.mark.parametrize("loop", loops.LOOPS)
+@pytest.mark.parametrize("loop", [pytest.param("compiled", marks=pytest.mark.backend("jax")), "fit"])
 def test_both_loops_tell_the_same_events(mnist, loop):
     data = small_mnist(mnist, 1100)
     config = train.TrainConfig(epochs=2, batch_size=100, hidden_units=16, validation_split=0.1, loop=loop, verbose=0)
@@ -143,8 +147,9 @@ def test_both_loops_tell_the_same_events(mnist, loop):
     fitted = loops.fit(seeded_model(2, hidden_units=16), data, config, 2, watchers=[recorder], report_every=3)
     assert fitted.loop == loop and not fitted.interrupted and fitted.facts["fallbacks"] == []
     steps = math.ceil(990 / 100)
-    epoch = ["epoch_begin"] + ["step"] * 4 + ["epoch_end"]  # Steps 3, 6, 9 and the last, 10.
-    assert recorder.kinds() == ["begin", *epoch, *epoch, "end"]
+    # Steps 3, 6, 9 and the last, 10; a checkpoint before training and after each epoch (checkpoints.py).
+    epoch = ["epoch_begin"] + ["step"] * 4 + ["epoch_end", "checkpoint"]
+    assert recorder.kinds() == ["begin", "checkpoint", *epoch, *epoch, "end"]
     for event in recorder.events:
         if event.kind == "step":
             assert event.steps == steps and set(event.logs) == {"accuracy", "loss"}
@@ -159,6 +164,7 @@ def test_both_loops_tell_the_same_events(mnist, loop):
     assert recorder.events[0].facts == {"loop": loop}
 
 
+@pytest.mark.backend("jax")
 def test_both_loops_reach_the_same_accuracy(mnist):
     # The same lesson by both loops from the same seeds: the same initial weights, other shuffles, the same kind of
     # result. (The full-MNIST medians over seeds are in benchmarks/RESULTS.md; this is a quick check of the same.)
@@ -203,6 +209,7 @@ def bind_signature_changed(monkeypatch):
     monkeypatch.setattr(retrace, "_evaluate", changed)
 
 
+@pytest.mark.backend("jax")
 @pytest.mark.parametrize("moved", [jax_extend_moved, make_jaxpr_raises, bind_signature_changed],
                          ids=["jax.extend", "make_jaxpr", "bind"])
 def test_moved_jax_internals_fall_back_to_the_public_compiled_loop(mnist, tmp_path, monkeypatch, moved):
@@ -222,6 +229,7 @@ def test_moved_jax_internals_fall_back_to_the_public_compiled_loop(mnist, tmp_pa
     assert metrics["train_loss"] == pytest.approx(reference["train_loss"], rel=1e-3)
 
 
+@pytest.mark.backend("jax")
 def test_a_compiled_loop_that_cannot_compile_falls_back_to_model_fit(mnist, tmp_path, monkeypatch):
     asked_for_fit = train.train(train.TrainConfig(epochs=2, hidden_units=32, seed=3, verbose=0, loop="fit",
                                                   run_dir=str(tmp_path / "fit")), data=small_mnist(mnist, 2000)).metrics
@@ -244,6 +252,7 @@ def test_a_compiled_loop_that_cannot_compile_falls_back_to_model_fit(mnist, tmp_
         assert metrics[key] == asked_for_fit[key]
 
 
+@pytest.mark.backend("jax")
 def test_scoring_falls_back_to_model_evaluate(mnist, monkeypatch):
     model = seeded_model(0, hidden_units=16)
     images, labels = mnist.x_test[:300], mnist.y_test[:300]
@@ -260,6 +269,7 @@ def test_scoring_falls_back_to_model_evaluate(mnist, monkeypatch):
     assert found["test_loss"] == pytest.approx(expected["test_loss"], rel=1e-5)
 
 
+@pytest.mark.backend("jax")
 def test_other_backends_and_other_compiles_get_model_fit(monkeypatch):
     model = seeded_model(1, hidden_units=16)
     monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
@@ -315,6 +325,7 @@ def run_cli_with_jax_internals_moved(*args):
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.backend("jax")
 def test_train_ends_at_the_tutorials_accuracy_with_jax_internals_moved(tmp_path):
     import json
 

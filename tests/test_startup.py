@@ -68,6 +68,7 @@ def test_training_works_when_the_cache_cannot_be_used(setting, mnist_path, tmp_p
     assert not (blocker / "cache").exists()
 
 
+@pytest.mark.backend("jax")
 def test_cache_is_filled_and_reused(mnist_path, tmp_path):
     cache = tmp_path / "cache"
     script = (
@@ -104,6 +105,7 @@ def python_lines(script):
     return done.stdout.splitlines()
 
 
+@pytest.mark.backend("jax")
 def test_lean_import_leaves_out_optional_packages_only_while_keras_imports():
     script = (
         "import sys\n"
@@ -116,6 +118,7 @@ def test_lean_import_leaves_out_optional_packages_only_while_keras_imports():
     assert python_lines(script) == ["False False False jax", "sklearn pandas"]
 
 
+@pytest.mark.backend("jax")
 def test_lean_import_falls_back_to_a_whole_import_if_keras_needs_a_hidden_package():
     # Pretend Keras needed one of the hidden packages (here: jax itself, which it cannot do without).
     script = (

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_firstnet
+from conftest import BACKEND, run_firstnet
 from firstnet import model as firstnet_model, train
 
 RUN_FILES = ("model.keras", "history.json", "metrics.json", "curves.png", "confusion.png")
@@ -88,7 +88,7 @@ def test_run_folder_is_complete(cli_run):
     for key in METRIC_KEYS:
         assert key in metrics, key
     assert metrics["epochs"] == 5 and metrics["batch_size"] == 128 and metrics["seed"] == 0
-    assert metrics["backend"] == "jax" and "keras" in metrics["versions"]
+    assert metrics["backend"] == BACKEND and "keras" in metrics["versions"]
     assert metrics["data_source"].endswith("mnist.npz") and metrics["data_full"] is True
     assert metrics["interrupted"] is False and metrics["epochs_completed"] == 5
     assert 0 < metrics["fit_seconds"] < metrics["total_seconds"]

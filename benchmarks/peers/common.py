@@ -17,6 +17,8 @@ def parse_args(description):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-steps", type=int, default=None,
                         help="stop each epoch after this many batches (for quick checks, not for timing)")
+    parser.add_argument("--target", type=float, default=0.992,
+                        help="test accuracy whose first arrival the convnet peers time (default 0.992)")
     return parser.parse_args()
 
 

@@ -7,3 +7,7 @@ OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd", "adagrad", "adadelta", "adamax"
 SCHEDULES = ("constant", "cosine")
 # "compiled": the fast loop (loops/compiled.py), the default where it is supported; "fit": Keras's model.fit.
 LOOPS = ("compiled", "fit")
+# "dense": the tutorial's network, the default; "convnet": the next lesson (model.py builds each).
+MODELS = ("dense", "convnet")
+# Datasets by name (`--dataset`), through keras.datasets and its cache (data/named.py).
+DATASETS = ("mnist", "fashion_mnist")

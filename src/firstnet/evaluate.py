@@ -39,19 +39,25 @@ def evaluate_model(model, images, labels, batch_size=1024, verbose=0):
     if scored is not None:
         test_loss, test_accuracy, probabilities = scored
     else:
-        inputs = mnist_data.prepare_images(images)
-        test_loss, test_accuracy = model.evaluate(inputs, mnist_data.one_hot(labels), batch_size=batch_size,
+        inputs = mnist_data.prepare_images(images, model.inputs[0].shape[1:])
+        test_loss, test_accuracy = model.evaluate(inputs, mnist_data.one_hot(labels, probabilities_count(model)),
+                                                  batch_size=batch_size,
                                                   verbose=verbose)
         probabilities = np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0))
     return {
         "test_loss": float(test_loss),
         "test_accuracy": float(test_accuracy),
-        "confusion": confusion_matrix(labels, probabilities.argmax(axis=1)),
+        "confusion": confusion_matrix(labels, probabilities.argmax(axis=1), probabilities.shape[1]),
         "probabilities": probabilities,
         "scored_by": "compiled" if scored is not None else "model.evaluate",
         "fallback": fallback,
         "seconds": time.perf_counter() - started,
     }
+
+
+def probabilities_count(model):
+    """How many classes the model tells apart: the size of its softmax output."""
+    return int(model.outputs[0].shape[-1])
 
 
 def seen_in_training_note(run_metrics, dataset):
@@ -66,11 +72,18 @@ def seen_in_training_note(run_metrics, dataset):
     return None
 
 
-def format_confusion(confusion):
-    """The confusion matrix as a text table: rows are true digits, columns predictions."""
-    lines = ["true\\pred " + "".join(f"{digit:>6}" for digit in range(confusion.shape[1]))]
-    for true, row in enumerate(confusion):
-        lines.append(f"{true:>9} " + "".join(f"{count:>6}" for count in row))
+def format_confusion(confusion, class_names=None):
+    """The confusion matrix as a text table: rows are true classes, columns predictions, headed by class names.
+
+    Long names are cut to 10 characters in the columns' heads; the rows show them whole.
+    """
+    names = [str(name) for name in (class_names or range(confusion.shape[1]))]
+    width = max(6, min(11, max(len(name) for name in names) + 1))
+    label_width = max(9, max(len(name) for name in names))
+    corner = "true\\pred"
+    lines = [f"{corner:>{label_width}} " + "".join(f"{name[:width - 1]:>{width}}" for name in names)]
+    for name, row in zip(names, confusion):
+        lines.append(f"{name:>{label_width}} " + "".join(f"{count:>{width}}" for count in row))
     return "\n".join(lines)
 
 

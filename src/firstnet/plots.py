@@ -76,11 +76,17 @@ def curves_figure(history):
     return figure
 
 
-def confusion_figure(confusion, title="test digits: true label vs prediction"):
-    """Rows are the true digits, columns the predictions; the diagonal is what the network got right."""
+def confusion_figure(confusion, title="test digits: true label vs prediction", class_names=None):
+    """Rows are the true digits, columns the predictions; the diagonal is what the network got right.
+
+    `confusion` may also be {"matrix": ..., "class_names": [...]}, as a run of named classes saves it: the rows and
+    columns are then labelled by name.
+    """
     plt = _pyplot()
     from matplotlib import layout_engine
 
+    if isinstance(confusion, dict):
+        confusion, class_names = confusion["matrix"], confusion.get("class_names")
     confusion = np.asarray(confusion)
     figure, axes = plt.subplots(figsize=(6.5, 5.5))
     shown = axes.imshow(confusion, cmap="Blues")
@@ -93,12 +99,17 @@ def confusion_figure(confusion, title="test digits: true label vs prediction"):
                       color="white" if count > threshold else "black")
     axes.set_xticks(range(confusion.shape[1]))
     axes.set_yticks(range(confusion.shape[0]))
-    axes.set_xlabel("predicted digit")
-    axes.set_ylabel("true digit")
+    named = class_names is not None and list(class_names) != [str(digit) for digit in range(10)]
+    if named:
+        axes.set_xticklabels(class_names, rotation=45, ha="right", fontsize=7)
+        axes.set_yticklabels(class_names, fontsize=7)
+        figure.subplots_adjust(left=0.2, bottom=0.2)
+    axes.set_xlabel("predicted class" if named else "predicted digit")
+    axes.set_ylabel("true class" if named else "true digit")
     axes.set_title(title)
     # Margins set by hand: a layout pass would draw the 100 counts once more just to measure them (a third of
     # the time this figure takes), and `firstnet train` waits for this figure.
-    figure.subplots_adjust(left=0.07, right=1.0, bottom=0.09, top=0.94)
+    figure.subplots_adjust(left=0.2 if named else 0.07, right=1.0, bottom=0.2 if named else 0.09, top=0.94)
     figure.set_layout_engine(layout_engine.PlaceHolderLayoutEngine(adjust_compatible=True, colorbar_gridspec=True))
     return figure
 

@@ -70,7 +70,14 @@ def to_grey(image):
         if brightest <= 255:
             return grey
         return grey / 257 if brightest <= 65535 else grey * (255 / brightest)  # 65535 / 257 = 255.
-    return np.asarray(image.convert("L"), dtype=np.float64)
+    if image.mode == "LAB":
+        # Pillow cannot convert Lab to greyscale, but its first band, lightness, is the greyscale.
+        return np.asarray(image.getchannel(0), dtype=np.float64)
+    try:
+        return np.asarray(image.convert("L"), dtype=np.float64)
+    except (ValueError, OSError) as error:  # A mode Pillow reads but cannot turn into greyscale.
+        raise UserError(f"the picture's colour mode {image.mode} cannot be turned into greyscale "
+                        f"({mnist_data.first_line(error)}); save it as an ordinary PNG or JPEG") from error
 
 
 def prepare_image(image):
@@ -268,25 +275,50 @@ def image_files(paths):
 
 
 def predict_digits(model, prepared):
-    """Probabilities for a batch of prepared 28x28 digits: an (n, 10) array whose rows sum to 1."""
-    return np.asarray(model.predict(mnist_data.prepare_images(np.asarray(prepared)), verbose=0))
+    """Probabilities for a batch of prepared pictures (28x28 digits for MNIST): an (n, classes) array, rows summing to 1."""
+    prepared = np.asarray(prepared)
+    return np.asarray(model.predict(mnist_data.prepare_images(prepared, model.inputs[0].shape[1:]), verbose=0))
 
 
-def prepare_file(path):
-    """`prepare_image` for a file; its errors name the file, which matters when a folder holds many."""
+def picture_shape(run_metrics):
+    """The shape a run's pictures were made ((height, width) or (height, width, 3)), or None for MNIST's digits.
+
+    A digit set is prepared the MNIST way (invert, crop to the ink, centre of mass); any other set the way its
+    training pictures were made: resized to their size, in grey or colour (data/folders.py).
+    """
+    from firstnet.data import folders
+
+    return folders.shape_of((run_metrics or {}).get("preparation"))
+
+
+def prepare_file(path, shape=None):
+    """`prepare_image` for a file (or, with `shape`, the set's own preparation); its errors name the file."""
     image = open_image(path)
     try:
+        if shape is not None:
+            from firstnet.data import folders
+
+            return folders.prepare_picture(image, shape)
         return prepare_image(image)
     except UserError as error:
         raise UserError(f"{path}: {error}") from error
 
 
-def predict_files(model, paths):
-    """Prepare and classify image files; return one dict per file with the digit, probabilities and input."""
+def class_names_of(run_metrics, count):
+    """The run's class names (label i is names[i]); the digits for MNIST and for runs saved before names existed."""
+    names = (run_metrics or {}).get("class_names")
+    return [str(name) for name in names] if names and len(names) == count else [str(label) for label in range(count)]
+
+
+def predict_files(model, paths, run_metrics=None):
+    """Prepare and classify image files; return one dict per file with the class, its name, probabilities and input."""
     files = image_files(paths)
-    prepared = np.stack([prepare_file(file) for file in files])
+    shape = picture_shape(run_metrics)
+    prepared = np.stack([prepare_file(file, shape) for file in files])
     probabilities = predict_digits(model, prepared)
+    names = class_names_of(run_metrics, probabilities.shape[1])
     return [
-        {"file": str(file), "digit": int(row.argmax()), "probabilities": [float(p) for p in row], "input": image}
+        {"file": str(file), "digit": int(row.argmax()), "label": names[int(row.argmax())],
+         "probabilities": [float(p) for p in row], "input": image}
         for file, row, image in zip(files, probabilities, prepared)
     ]

@@ -2,6 +2,7 @@
 
 import contextlib
 import datetime
+import errno
 import importlib.metadata
 import json
 import os
@@ -35,6 +36,12 @@ def atomic_path(path, sync=True):
         # mkstemp makes the file private (0600); a run's files should be readable like any file the user saves.
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
+    except OSError as error:
+        # A full disk is the user's to fix, and the file before is still whole: one line, not a traceback.
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UserError(f"{path}: the disk is full (no space left to write it); the previous file, if any, is "
+                            "untouched: free some space and try again") from error
+        raise
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
@@ -125,8 +132,14 @@ def new_run_dir(run_dir=None, root=DEFAULT_RUNS_ROOT):
 
 
 @contextlib.contextmanager
-def new_run(run_dir=None, root=DEFAULT_RUNS_ROOT):
-    """`new_run_dir`, and if the block fails (a wrong --data, say), no folder left behind that it created, runs/ included."""
+def new_run(run_dir=None, root=DEFAULT_RUNS_ROOT, resume=None):
+    """`new_run_dir`, and if the block fails (a wrong --data, say), no folder left behind that it created, runs/ included.
+
+    `resume` names an existing run folder to go on in (`firstnet train --resume`); it is never removed.
+    """
+    if resume is not None:
+        yield pathlib.Path(resume)
+        return
     parent = pathlib.Path(run_dir).parent if run_dir else pathlib.Path(root)
     created_parent = not parent.exists()
     folder = new_run_dir(run_dir, root=root)
@@ -201,10 +214,21 @@ def run_metrics(config, seed, data, fitted, scores, *, model=None, backend=None,
         "fallbacks": (timings.pop("fallbacks", []) + fitted.facts.get("fallbacks", [])
                       + ([scores["fallback"]] if scores.get("fallback") else [])),
         # Pixels per digit in the first layer's products: fewer than all when blank ones are skipped (blanks.py).
+        "devices": fitted.facts.get("devices"),
+        "distribution": fitted.facts.get("distribution"),
         "first_layer_columns": fitted.facts.get("first_layer_columns"),
+        # Where `firstnet train --resume` took the run up again (epoch, steps done in it), or None.
+        "resumed_from": fitted.facts.get("resumed_from"),
         "versions": versions(),
         "data_source": data.source,
         "data_path": data.path,
+        # What was trained on what: the model family, the set by name, its class names (label i is
+        # class_names[i]), one picture's shape, and how pictures were made arrays (predict prepares its own so).
+        "model": getattr(config, "model", "dense"),
+        "dataset": getattr(data, "dataset", "mnist"),
+        "class_names": list(getattr(data, "class_names", [str(digit) for digit in range(10)])),
+        "image_shape": list(data.x_train.shape[1:]),
+        "preparation": getattr(data, "preparation", "mnist"),
         "data_full": data.is_full,
         "train_samples": int(len(data.x_train)),
         "test_samples": int(len(data.x_test)),
@@ -237,7 +261,8 @@ class DrawFiguresHere:
         from firstnet import plots
 
         for figure, path, numbers in self.jobs:
-            drawn = plots.curves_figure(numbers) if figure == "curves" else plots.confusion_figure(np.asarray(numbers))
+            drawn = (plots.curves_figure(numbers) if figure == "curves" else
+                     plots.confusion_figure(numbers if isinstance(numbers, dict) else np.asarray(numbers)))
             save_figure(drawn, path)
         return True
 
@@ -253,7 +278,10 @@ def save_run(run_dir, model, history, metrics, *, figures=None):
 
     def ask(drawer):
         drawer.draw("curves", run_dir / "curves.png", history)
-        drawer.draw("confusion", run_dir / "confusion.png", metrics["confusion"])
+        names = metrics.get("class_names")
+        # Named classes (your own pictures, Fashion-MNIST) label the matrix by name; MNIST's stay digits.
+        drawer.draw("confusion", run_dir / "confusion.png", {"matrix": metrics["confusion"], "class_names": names}
+                    if names and names != [str(digit) for digit in range(10)] else metrics["confusion"])
         return drawer
 
     figures = ask(figures or DrawFiguresHere())

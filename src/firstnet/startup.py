@@ -27,14 +27,14 @@ from firstnet import data as mnist_data
 OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ("sklearn", "pandas", "IPython", "matplotlib")
 
 
-def prepare_training(data_path):
+def prepare_training(data_path, dataset=None):
     """Start what `firstnet train` needs at once: MNIST read in a thread while Keras imports, the figure helper.
 
     Returns (data, figures, timings) for `train.train(..., data=data, figures=figures, timings=timings)`.
     An error in the data (a wrong --data, say) is raised here, before any run folder exists.
     """
     started = time.perf_counter()
-    loading = Loading(data_path)
+    loading = Loading(data_path, dataset)
     figures = FigureHelper()
     try:
         _, import_seconds, fallback = import_keras(lean=True)
@@ -51,9 +51,9 @@ def prepare_training(data_path):
 class Loading(threading.Thread):
     """`load_mnist` in a background thread; `result()` waits for it and raises what it raised."""
 
-    def __init__(self, path):
+    def __init__(self, path, dataset=None):
         super().__init__(name="firstnet-load-mnist", daemon=True)
-        self.path = path
+        self.path, self.dataset = path, dataset
         self.data = self.error = None
         self.seconds = 0.0
         self.start()
@@ -61,7 +61,7 @@ class Loading(threading.Thread):
     def run(self):
         started = time.perf_counter()
         try:
-            self.data = mnist_data.load_mnist(self.path)
+            self.data = mnist_data.load_mnist(self.path, dataset=self.dataset)
         except BaseException as error:  # Handed to the main thread, which raises it.
             self.error = error
         self.seconds = time.perf_counter() - started
@@ -85,6 +85,36 @@ class _HidePackages(importlib.abc.MetaPathFinder):
         return None
 
 
+# What TensorFlow's C++ side prints on stderr as it loads, before anything can turn its logging off: not ours, not
+# actionable, and it would break the promise that a mistake is one line.
+TENSORFLOW_START_UP_NOISE = ("All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on",
+                             "cpu_feature_guard", "To enable the following instructions", "rebuild TensorFlow with")
+
+
+def import_keras_quietly():
+    """Import keras on TensorFlow with its start-up log lines filtered out of stderr; any other line still shows.
+
+    The lines come from TensorFlow's shared libraries as they load, past TF_CPP_MIN_LOG_LEVEL, so the file
+    descriptor itself is caught while Keras imports.
+    """
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        caught.seek(0)
+        lines = caught.read().decode("utf-8", errors="replace").splitlines()
+    for line in lines:
+        if line.strip() and not any(noise in line for noise in TENSORFLOW_START_UP_NOISE):
+            print(line, file=sys.stderr)
+
+
 def import_keras(lean=False):
     """Import keras (its backend chosen by firstnet/__init__.py); return it, the seconds it took, and any fallback.
 
@@ -99,6 +129,8 @@ def import_keras(lean=False):
         import keras
 
         return keras, 0.0, None
+    if os.environ.get("KERAS_BACKEND") == "tensorflow":
+        import_keras_quietly()
     lean = lean and os.environ.get("KERAS_BACKEND") == "jax"
     hidden = [name for name in OPTIONAL_PACKAGES_KERAS_NEEDS_NOT if name not in sys.modules] if lean else []
     fallback = None
@@ -231,7 +263,8 @@ def _draw_figures():
         if job["figure"] == "curves":
             figure = plots.curves_figure(job["numbers"])
         else:
-            figure = plots.confusion_figure(np.asarray(job["numbers"]))
+            numbers = job["numbers"]
+            figure = plots.confusion_figure(numbers if isinstance(numbers, dict) else np.asarray(numbers))
         runs.save_figure(figure, pathlib.Path(job["path"]))
     sys.stdout.flush()
     os._exit(0)

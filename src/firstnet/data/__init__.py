@@ -9,11 +9,12 @@ import sys
 
 from firstnet.errors import UserError
 # The dataset type and the four formats live in files of their own; they are all part of `firstnet.data`.
-from firstnet.data.arrays import IMAGE_SIZE, NUM_CLASSES, Mnist, first_line, one_hot, prepare_images, validated
+from firstnet.data.arrays import (DIGITS, IMAGE_SIZE, NUM_CLASSES, Mnist, first_line, one_hot, prepare_images,
+                                  validated)
 from firstnet.data.bundled import BUNDLED_SOURCE, bundled_subset_path, load_bundled_subset
 from firstnet.data.formats import load_csv_folder, load_idx_folder, load_npz, load_png_folder
 
-__all__ = ["BUNDLED_SOURCE", "IMAGE_SIZE", "NUM_CLASSES", "Mnist", "bundled_subset_path", "choose_run_data", "download",
+__all__ = ["BUNDLED_SOURCE", "DIGITS", "IMAGE_SIZE", "NUM_CLASSES", "Mnist", "bundled_subset_path", "choose_run_data", "download",
            "first_line", "full_set_hint", "host_reachable", "keras_cache_path", "load_bundled_subset",
            "load_csv_folder", "load_data", "load_idx_folder", "load_mnist", "load_npz", "load_path",
            "load_png_folder", "load_run_data", "network_reachable", "one_hot", "prepare_images", "validated"]
@@ -35,13 +36,21 @@ def load_data(path=None, *, announce=None):
     return load_mnist(path, announce=announce).as_keras()
 
 
-def load_mnist(path=None, *, announce=None):
+def load_mnist(path=None, *, announce=None, dataset=None):
     """Find MNIST: `path` or $FIRSTNET_DATA, keras's cache, keras's download, then the bundled 5,000-digit subset.
 
     A path the user named is never silently replaced by another source: if it is wrong, that is an error.
-    `announce` receives one line when the bundled subset is used (default: print to stderr).
+    `announce` receives one line when the bundled subset is used (default: print to stderr). `dataset` names a
+    set instead ("mnist" or "fashion_mnist", from keras's cache or download only; see named.py); `path` may
+    also be a folder of your own pictures, one folder per class (folders.py).
     """
     announce = announce or (lambda line: print(line, file=sys.stderr))
+    if path and dataset:
+        raise UserError(f"--data {path} and --dataset {dataset}: choose one, a path or a dataset's name")
+    if dataset:
+        from firstnet.data import named
+
+        return named.load_named(dataset, network_reachable=network_reachable)
     if path:
         return load_path(path)
     if os.environ.get("FIRSTNET_DATA"):
@@ -96,9 +105,13 @@ def choose_run_data(run_metrics, path=None, *, announce=None):
     """
     announce = announce or (lambda line: print(line, file=sys.stderr))
     if path:
-        return load_mnist(path, announce=announce), "the set you named"
+        return load_path(path, for_scoring=True), "the set you named"
     if not run_metrics:
         return load_mnist(announce=announce), "no run record says what it trained on"
+    if run_metrics.get("dataset") == "fashion_mnist":
+        from firstnet.data import named
+
+        return named.load_named("fashion_mnist", network_reachable=network_reachable), OWN_TEST_SET
     recorded_path = run_metrics.get("data_path")
     source = str(run_metrics.get("data_source") or "")
     if recorded_path is None and os.path.isabs(source) and ("data_path" not in run_metrics or os.path.exists(source)):
@@ -107,7 +120,7 @@ def choose_run_data(run_metrics, path=None, *, announce=None):
         recorded_path = source
     if recorded_path and os.path.exists(recorded_path):
         try:
-            return load_path(recorded_path), OWN_TEST_SET
+            return load_path(recorded_path, for_scoring=True), OWN_TEST_SET
         except UserError as error:
             raise UserError(f"{error} (the run was trained on this data; name other data to score it on)") from error
     if recorded_path:
@@ -175,15 +188,16 @@ def download(timeout_seconds=30):
     return validated(x_train, y_train, x_test, y_test, source=f"keras download, cached at {keras_cache_path()}")
 
 
-def load_path(path, origin="--data"):
-    """Load MNIST from a file or folder in one of four formats, chosen by what is there.
+def load_path(path, origin="--data", *, for_scoring=False):
+    """Load MNIST from a file or folder in one of four formats, chosen by what is there, or your own pictures.
 
     `origin` names where the path came from (the --data flag or the FIRSTNET_DATA variable), so that a
-    learner who set the variable long ago is told where the wrong path is set.
+    learner who set the variable long ago is told where the wrong path is set. `for_scoring` says the data is
+    to score a trained model: a one-folder set of your own pictures is then scored on every picture.
     """
     path = pathlib.Path(path).expanduser()
     try:
-        return dataclasses.replace(_load_path(path, origin), path=str(path.resolve()))
+        return dataclasses.replace(_load_path(path, origin, for_scoring), path=str(path.resolve()))
     except UserError as error:
         if origin == "--data" or str(error).startswith(origin):
             raise
@@ -191,7 +205,7 @@ def load_path(path, origin="--data"):
                         "cache, a download or the bundled digits)") from error
 
 
-def _load_path(path, origin):
+def _load_path(path, origin, for_scoring=False):
     if path.is_file():
         return load_npz(path)
     if not path.is_dir():
@@ -202,7 +216,12 @@ def _load_path(path, origin):
         return load_csv_folder(path)
     if any(path.glob("*-idx[13]-ubyte*")):
         return load_idx_folder(path)
+    from firstnet.data import folders
+
+    if folders.is_class_folders(path):
+        return folders.load_class_folders(path, for_scoring=for_scoring)
     raise UserError(
         f"{origin} {path}: found no MNIST here; expected mnist.npz, LeCun's IDX files (train-images-idx3-ubyte...), "
-        "training/ and testing/ PNG folders, or mnist_train.csv and mnist_test.csv"
+        "training/ and testing/ PNG folders, mnist_train.csv and mnist_test.csv, or your own pictures in one folder "
+        "per class (train/<class>/ and test/<class>/, or just <class>/)"
     )

@@ -9,6 +9,8 @@ from firstnet.errors import UserError
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
 MNIST_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+# MNIST's classes are the digits; a set of your own pictures names its classes by its folders (data/folders.py).
+DIGITS = tuple(str(digit) for digit in range(NUM_CLASSES))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,10 +25,28 @@ class Mnist:
     # The file or folder it was read from, when the user named one (--data or FIRSTNET_DATA): a run records it,
     # so that `evaluate` and `look` score the run on its own test digits.
     path: str | None = None
+    # What each label means: label i is class_names[i]. MNIST's are the digits '0'..'9'.
+    class_names: tuple = DIGITS
+    # Which set this is: "mnist" (any of its formats), "fashion_mnist" (data/named.py), or "folders" (your own
+    # pictures, data/folders.py). Only MNIST's pictures are prepared the MNIST way for predict (predict.py).
+    dataset: str = "mnist"
+    # How its pictures were made into arrays, for predict to prepare a new picture the same way ("mnist", or
+    # for a folder of pictures e.g. "resized to 28x28, grey"); notes on what was skipped when reading it.
+    preparation: str = "mnist"
+    notes: tuple = ()
 
     @property
     def is_full(self):
-        return len(self.x_train) == 60000 and len(self.x_test) == 10000
+        return self.dataset == "mnist" and len(self.x_train) == 60000 and len(self.x_test) == 10000
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def image_shape(self):
+        """One picture's shape: (28, 28) for MNIST, (height, width, 3) for colour pictures."""
+        return tuple(self.x_train.shape[1:])
 
     def as_keras(self):
         """The tutorial's shape: `(train_images, train_labels), (test_images, test_labels)`."""
@@ -61,10 +81,15 @@ def validated(x_train, y_train, x_test, y_test, *, source):
     return Mnist(**arrays, source=source)
 
 
-def prepare_images(images):
-    """The tutorial's step: flatten each 28x28 image to 784 numbers and scale 0..255 to 0..1 as float32."""
+def prepare_images(images, input_shape=None):
+    """The tutorial's step: flatten each 28x28 image to 784 numbers and scale 0..255 to 0..1 as float32.
+
+    `input_shape`, one image's shape as a model takes it, reshapes them for that model instead: (784,) is the
+    tutorial's flat row, (28, 28, 1) a convnet's picture with its one channel.
+    """
     images = np.asarray(images)
-    return images.reshape((len(images), IMAGE_SIZE * IMAGE_SIZE)).astype("float32") / 255
+    shape = tuple(input_shape) if input_shape is not None else (-1,)
+    return images.reshape((len(images), *shape)).astype("float32") / 255
 
 
 def one_hot(labels, num_classes=NUM_CLASSES):

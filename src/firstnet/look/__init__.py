@@ -64,6 +64,11 @@ def look(run_dir=None, data=None, data_path=None, root=runs.DEFAULT_RUNS_ROOT, s
     history = _read_json(run_dir / "history.json") or {}
     # The run's own test digits, unless other data is named: scoring on digits it trained on would flatter it.
     data = data or mnist_data.load_run_data(metrics, data_path)
+    if firstnet_model.model_family(model) == "convnet" or data.dataset != "mnist":
+        # A convnet, or pictures other than MNIST's digits: filters and feature maps, no replay (look/pictures.py).
+        from firstnet.look.pictures import look_pictures
+
+        return look_pictures(run_dir, model, metrics, history, data)
 
     probabilities = np.asarray(model.predict(mnist_data.prepare_images(data.x_test), batch_size=1024, verbose=0))
     predicted = probabilities.argmax(axis=1)

@@ -28,20 +28,28 @@ class Fitted:
     facts: dict
 
 
-def fit(model, data, config, seed, watchers=(), report_every=events.REPORT_EVERY):
+def fit(model, data, config, seed, watchers=(), report_every=events.REPORT_EVERY, resume=None, devices=None):
     """Train `model` on `data` as `config` says (epochs, batch size, validation split, and `config.loop`).
 
     `config.loop` is "compiled", "fit", or None for the compiled loop where it is supported. `watchers` receive
     every event (see events.py). Ctrl-C stops training early: the model keeps the weights trained so far and
-    `interrupted` is True, so the lesson still evaluates and saves it.
+    `interrupted` is True, so the lesson still evaluates and saves it. `resume`, a checkpoints.Checkpoint, goes
+    on from where it stands; each loop also sends "checkpoint" events for checkpoints.Writer to keep. `devices`
+    (distribute.py) splits every batch across several devices; the training is the same.
     """
-    history = events.History()
+    history = events.History(resume.history if resume else None)
     emit = events.Broadcast([history, *watchers])
     loop, fallbacks = choose_loop(model, config.loop)
+    if resume is not None and resume.meta["loop"] != loop:
+        raise UserError(f"--resume {resume.run_dir}: cannot resume: it was trained by the {resume.meta['loop']} loop "
+                        f"and only the {loop} loop can run here")
     for reason in fallbacks:
         emit("note", text=f"firstnet: {reason}; training with Keras's model.fit instead")
     steps = -(-training_count(len(data.x_train), config.validation_split) // config.batch_size)
     emit("begin", epochs=config.epochs, steps=steps, facts={"loop": loop})
+    if resume is not None:
+        emit("note", text=f"Resuming {resume.run_dir} at epoch {resume.epoch} of {config.epochs}, step {resume.step} "
+                          f"of {steps}")
     started = time.perf_counter()
     interrupted = False
     facts = {}
@@ -50,7 +58,7 @@ def fit(model, data, config, seed, watchers=(), report_every=events.REPORT_EVERY
             from firstnet.loops import compiled
 
             try:
-                facts = compiled.fit(model, data, config, seed, emit, report_every)
+                facts = compiled.fit(model, data, config, seed, emit, report_every, resume=resume, devices=devices)
             except compiled.Unavailable as error:
                 loop, reason = "fit", f"the compiled loop could not run ({error})"
                 fallbacks.append(reason)
@@ -58,7 +66,7 @@ def fit(model, data, config, seed, watchers=(), report_every=events.REPORT_EVERY
         if loop == "fit":
             from firstnet.loops import keras_fit
 
-            facts = keras_fit.fit(model, data, config, seed, emit, report_every)
+            facts = keras_fit.fit(model, data, config, seed, emit, report_every, resume=resume, devices=devices)
     except KeyboardInterrupt:
         # A learner who stops training early still gets the model trained so far, evaluated and saved.
         interrupted = True
@@ -66,6 +74,9 @@ def fit(model, data, config, seed, watchers=(), report_every=events.REPORT_EVERY
     facts = {"compile_seconds": None, "first_layer_columns": None, "speedups": [], **facts,
              "fit_seconds": time.perf_counter() - started}
     facts["fallbacks"] = fallbacks + facts.get("fallbacks", [])
+    if resume is not None:
+        facts["resumed_from"] = {"epoch": resume.epoch, "step": resume.step}
+    facts.update(devices.describe() if devices is not None else {"devices": None, "distribution": None})
     emit("end", epochs=config.epochs, epoch=len(history.history["loss"]), facts={"loop": loop, "interrupted": interrupted})
     return Fitted(history=history.history, interrupted=interrupted, loop=loop, facts=facts)
 

@@ -35,7 +35,7 @@ def unsupported(model):
     return None
 
 
-def fit(model, data, config, seed, emit, report_every=events.REPORT_EVERY, shuffle=True):
+def fit(model, data, config, seed, emit, report_every=events.REPORT_EVERY, shuffle=True, resume=None, devices=None):
     """`model.fit` as one compiled JAX program per group of `report_every` batches, with the uint8 digits on the device.
 
     What is computed is fit's own work: the model's output (`model.stateless_call`), its loss (categorical
@@ -48,9 +48,19 @@ def fit(model, data, config, seed, emit, report_every=events.REPORT_EVERY, shuff
 
     Raises `Unavailable` if no program can be compiled; then nothing has been trained yet. Ctrl-C stops it between
     two groups of batches, with the weights trained so far written back into the model.
+
+    "checkpoint" events (at the start, at each epoch's end, at Ctrl-C) carry what an exact resume needs: the
+    variables, the epoch and the steps done in it, the epoch's running totals, the shuffling generator's state at
+    the epoch's start and the widths compiled so far. `resume` (a checkpoints.Checkpoint) goes on from one: the
+    same order of digits is drawn again, the same programs are chosen, and the same steps run in the same groups,
+    so the run ends with the same bits as one never interrupted.
+    With several `devices` (distribute.py), each batch is split across them: padded to a whole share per device
+    with digits that weigh nothing, so the loss is still the mean over the batch's own digits.
     Returns facts about the loop: compile_seconds, first_layer_columns, speedups and fallbacks.
     """
     import jax
+
+    from firstnet import distribute
 
     from firstnet import loops
     from firstnet.loops import blanks
@@ -60,21 +70,35 @@ def fit(model, data, config, seed, emit, report_every=events.REPORT_EVERY, shuff
     train_count = len(train_images)
     steps = -(-train_count // config.batch_size)
     pixels = np.ascontiguousarray(train_images.reshape(train_count, -1))
+    mesh = distribute.mesh(devices)
+    # Places in a batch: the batch size, or with several devices the batch size rounded up to a share per device.
+    slots = devices.padded(config.batch_size) if mesh is not None else config.batch_size
+    # Every device keeps all the digits (uint8, small) and gathers its own share of each batch from them.
+    everywhere = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()) if mesh is not None else None
     try:
-        images = jax.device_put(pixels)
-        labels = jax.device_put(train_labels.astype(np.int32))
+        images = jax.device_put(pixels, everywhere)
+        labels = jax.device_put(train_labels.astype(np.int32), everywhere)
         model.optimizer.build(model.trainable_variables)
+        if resume is not None:
+            resume.restore(model)
         state = _read_state(model)
     except Exception as error:
         raise Unavailable(f"JAX could not take the digits ({_first_line(error)})") from error
     masks = blanks.digit_masks(pixels)
     shuffling = np.random.default_rng(seed)
-    programs = _Programs(model, config.batch_size, pixels.shape[1], emit)
+    programs = _Programs(model, slots, pixels.shape[1], emit, mesh)
+    start_epoch, start_step, widths = 1, 0, []
+    if resume is not None:
+        shuffling.bit_generator.state = resume.shuffling
+        start_epoch, start_step = resume.epoch, resume.step
+        # The widths the run had compiled: the same ones are chosen again (blanks.py), so the same programs run.
+        programs.known.update(resume.meta["extra"]["widths"])
+        widths = list(resume.meta["extra"]["widths"][:start_epoch - 1])
 
     def plan_epoch():
         """The epoch's shuffled digits, the program for it, and each batch's columns of pixels not blank in all its digits."""
-        order, weights = _epoch_order(shuffling if shuffle else None, train_count, steps, config.batch_size)
-        used = blanks.batch_pixels_used(masks, order, config.batch_size, pixels.shape[1])
+        order, weights = _epoch_order(shuffling if shuffle else None, train_count, steps, config.batch_size, slots)
+        used = blanks.batch_pixels_used(masks, order, slots, pixels.shape[1])
 
         def arguments_for(width):
             return (state, _zero_totals(), images, labels, order, weights, *blanks.batch_columns(used, width), 0, 1)
@@ -82,19 +106,34 @@ def fit(model, data, config, seed, emit, report_every=events.REPORT_EVERY, shuff
         program, width = programs.get(programs.width_for(blanks.width_for(used)), arguments_for)
         return program, width, arguments_for(width)[4:8]
 
+    def checkpoint(at):
+        """The "checkpoint" event for `at`: (epoch, steps done in it, state, totals, shuffling at its start)."""
+        epoch, done, values, sums, shuffled = at
+        emit("checkpoint", epoch=epoch, step=done, steps=steps, state=lambda: {
+            "loop": "compiled", "totals": [np.float32(total) for total in sums], "shuffling": shuffled,
+            "extra": {"widths": sorted({*programs.compiled, *programs.known})},
+            "variables": dict(zip(("trainable", "non_trainable", "optimizer"),
+                                  ([np.asarray(value) for value in group] for group in values)))})
+
+    # Where training stands, as one tuple assigned in one statement, so that Ctrl-C anywhere finds it whole.
+    at = (start_epoch, start_step, state, resume.totals if resume else _zero_totals(), shuffling.bit_generator.state)
     run_steps, width, plan = plan_epoch()
-    widths = []
     trained = False
     try:
-        for epoch in range(1, config.epochs + 1):
-            if epoch > 1:
+        if resume is None:
+            checkpoint(at)
+        for epoch in range(start_epoch, config.epochs + 1):
+            if epoch > start_epoch:
+                started_at = shuffling.bit_generator.state
                 run_steps, width, plan = plan_epoch()
+                at = (epoch, 0, state, _zero_totals(), started_at)
             widths.append(width)
             emit("epoch_begin", epoch=epoch, epochs=config.epochs, steps=steps)
-            totals = _zero_totals()
-            for first in range(0, steps, report_every):
+            totals = at[3]
+            for first in range(at[1], steps, report_every):
                 count = min(report_every, steps - first)
                 state, totals = run_steps(state, totals, images, labels, *plan, first, count)
+                at = (epoch, first + count, state, totals, at[4])
                 trained = True
                 emit("step", epoch=epoch, epochs=config.epochs, step=first + count, steps=steps,
                      logs=_epoch_logs(totals), weights=lambda values=state[0]: [np.asarray(v) for v in values])
@@ -104,7 +143,15 @@ def fit(model, data, config, seed, emit, report_every=events.REPORT_EVERY, shuff
                 logs.update(_validation_logs(model, validation, config.batch_size))
                 # Keras's evaluate may donate the variables' buffers to its own program: read them back.
                 state = _read_state(model)
+                at = (*at[:2], state, *at[3:])
             emit("epoch_end", epoch=epoch, epochs=config.epochs, step=steps, steps=steps, logs=logs)
+            checkpoint((epoch + 1, 0, state, _zero_totals(), shuffling.bit_generator.state))
+    except KeyboardInterrupt:
+        # Ctrl-C: keep the step reached, so that `firstnet train --resume` goes on from exactly here.
+        checkpoint(at)
+        trained = True
+        state = at[2]
+        raise
     except Unavailable as error:
         if trained:
             raise RuntimeError(f"the compiled loop failed after training began: {error}") from error
@@ -120,11 +167,15 @@ def fit(model, data, config, seed, emit, report_every=events.REPORT_EVERY, shuff
 class _Programs:
     """The compiled training programs of a run, one per width, with the speed-ups or, if they fail, without them."""
 
-    def __init__(self, model, batch_size, pixels, emit):
-        self.model, self.batch_size, self.pixels, self.emit = model, batch_size, pixels, emit
+    def __init__(self, model, batch_size, pixels, emit, mesh=None):
+        self.model, self.batch_size, self.pixels, self.emit, self.mesh = model, batch_size, pixels, emit, mesh
+        # Blank pixels are skipped in a first Dense layer on flat pixels only; a convnet takes all of them.
+        self.flat = len(model.inputs[0].shape) == 2
         self.with_speedups = True
         self.fallbacks = []
         self.compiled = {}
+        # Widths a resumed run had compiled before: chosen as if compiled, compiled when first used.
+        self.known = set()
         self.compile_seconds = 0.0
 
     def speedups(self):
@@ -132,14 +183,17 @@ class _Programs:
             return []
         import jax
 
+        from firstnet.loops import convolutions
+
         found = ["blank pixels skipped"] if any(width < self.pixels for width in self.compiled) else []
+        found += ["convolutions as matrix products"] if convolutions.has_convolutions(self.model) else []
         return found + (["kept product"] if jax.default_backend() == "cpu" else [])
 
     def width_for(self, needed):
         """The narrowest width compiled so far that holds `needed` columns (all pixels without the speed-ups)."""
-        if not self.with_speedups:
+        if not self.with_speedups or not self.flat:
             return self.pixels
-        return min((known for known in self.compiled if known >= needed), default=needed)
+        return min((known for known in {*self.compiled, *self.known} if known >= needed), default=needed)
 
     def get(self, width, arguments_for):
         """The program for `width` and the width it really takes, compiling it on first use.
@@ -153,7 +207,7 @@ class _Programs:
         started = time.perf_counter()
         try:
             program = _compile(_training_program(self.model, self.batch_size, self.pixels, width,
-                                                 speedups=self.with_speedups), arguments_for(width))
+                                                 speedups=self.with_speedups, mesh=self.mesh), arguments_for(width))
         except Exception as error:  # Any failure: an internal moved, a rule that no longer fits, a lowering error.
             reason = f"{type(error).__name__}: {_first_line(error)}"
             if not self.with_speedups:
@@ -177,31 +231,48 @@ def _first_line(error):
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
 
 
-def _epoch_order(shuffling, count, steps, batch_size):
-    """A new shuffle of the digits (none without `shuffling`), padded to whole batches of which the padding weighs 0."""
-    order = np.zeros(steps * batch_size, dtype=np.int32)
-    order[:count] = shuffling.permutation(count) if shuffling is not None else np.arange(count)
-    weights = np.zeros(steps * batch_size, dtype=np.float32)
-    weights[:count] = 1.0
-    return order, weights
+def _epoch_order(shuffling, count, steps, batch_size, slots=None):
+    """A new shuffle of the digits (none without `shuffling`), as `steps` batches of `slots` places (default
+    `batch_size`): each batch's digits first, then places that weigh 0 (the last batch is smaller)."""
+    slots = slots or batch_size
+    places = np.arange(steps * batch_size).reshape(steps, batch_size)
+    order = np.zeros((steps, slots), dtype=np.int32)
+    weights = np.zeros((steps, slots), dtype=np.float32)
+    order[:, :batch_size][places < count] = shuffling.permutation(count) if shuffling is not None else np.arange(count)
+    weights[:, :batch_size][places < count] = 1.0
+    return order.reshape(-1), weights.reshape(-1)
 
 
-def _training_program(model, batch_size, pixels, width, speedups=True):
+def _training_program(model, batch_size, pixels, width, speedups=True, mesh=None):
     """A jitted function that runs `count` training steps from step `first` of an epoch, on the device.
 
     Its `images` are the digits as uint8 rows of `pixels` pixels. With a `width` below `pixels`, the first
     layer's products of each step run over the batch's `width` columns only (see blanks.py), given per batch as
-    `columns` and `positions`; otherwise those two are not used.
+    `columns` and `positions`; otherwise those two are not used. With a `mesh` of several devices, each step's
+    batch is split across them along the batch axis; XLA sums their gradients.
     """
     import jax
     from jax import numpy as jnp
     from keras import ops
 
+    def split(values):
+        """The batch `values`, each device taking its share of the rows (as they are with one device)."""
+        if mesh is None:
+            return values
+        return jax.lax.with_sharding_constraint(values, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")))
+
     optimizer = model.optimizer
     num_classes = model.outputs[0].shape[-1]
+    input_shape = tuple(model.inputs[0].shape[1:])
     skip_blanks = speedups and width < pixels
 
-    gradient = jax.value_and_grad(_loss_function(model), has_aux=True)
+    loss_function = _loss_function(model)
+    if speedups:
+        from firstnet.loops import convolutions
+
+        # Before differentiation, so that JAX differentiates products, not XLA's slow CPU convolutions.
+        loss_function = convolutions.as_products(model, loss_function)
+    gradient = jax.value_and_grad(loss_function, has_aux=True)
     if speedups:
         # The speed-ups re-run the traced step (retrace.py leans on JAX's internals): any failure is caught above.
         from firstnet.loops import blanks, retrace
@@ -216,11 +287,11 @@ def _training_program(model, batch_size, pixels, width, speedups=True):
     def run_steps(state, totals, images, labels, order, weights, columns, positions, first, count):
         def one_step(step, carry):
             (trainable, non_trainable, optimizer_variables), (loss_total, correct, seen) = carry
-            rows = jax.lax.dynamic_slice_in_dim(order, step * batch_size, batch_size)
-            batch_weights = jax.lax.dynamic_slice_in_dim(weights, step * batch_size, batch_size)
+            rows = split(jax.lax.dynamic_slice_in_dim(order, step * batch_size, batch_size))
+            batch_weights = split(jax.lax.dynamic_slice_in_dim(weights, step * batch_size, batch_size))
             # The tutorial's preparation, done here on the device: pixels as float32 in 0..1, labels one-hot.
             # With blanks skipped, nothing uses the full batch_images and XLA leaves them out of the program.
-            batch_images = scale_pixels(jnp.take(images, rows, axis=0))
+            batch_images = scale_pixels(jnp.take(images, rows, axis=0)).reshape((-1, *input_shape))
             batch_labels = jnp.take(labels, rows, axis=0)
             targets = ops.one_hot(batch_labels, num_classes)
             arguments = (trainable, non_trainable, batch_images, targets, batch_weights)
@@ -317,15 +388,30 @@ def score(model, images, labels, batch_size=1024):
         raise ValueError("no digits to score: images is empty")
     pixels = np.asarray(images).reshape(len(images), -1)
     labels = np.asarray(labels).astype(np.int32)
+    from firstnet.loops import convolutions
+
     num_classes = model.outputs[0].shape[-1]
+    input_shape = tuple(model.inputs[0].shape[1:])
+    def compiled_with(forward):
+        def score_batch(trainable, non_trainable, batch_pixels, batch_labels, batch_weights):
+            batch_images = scale_pixels(batch_pixels).reshape((-1, *input_shape))
+            probabilities, _ = forward(trainable, non_trainable, batch_images)
+            per_digit = ops.categorical_crossentropy(ops.one_hot(batch_labels, num_classes), probabilities)
+            hits = ops.cast(ops.argmax(probabilities, axis=-1) == batch_labels, "float32")
+            return probabilities, jnp.sum(per_digit * batch_weights), jnp.sum(hits * batch_weights)
 
-    def score_batch(trainable, non_trainable, batch_pixels, batch_labels, batch_weights):
-        probabilities, _ = model.stateless_call(trainable, non_trainable, scale_pixels(batch_pixels))
-        per_digit = ops.categorical_crossentropy(ops.one_hot(batch_labels, num_classes), probabilities)
-        hits = ops.cast(ops.argmax(probabilities, axis=-1) == batch_labels, "float32")
-        return probabilities, jnp.sum(per_digit * batch_weights), jnp.sum(hits * batch_weights)
+        return jax.jit(score_batch)
 
-    program = jax.jit(score_batch)
+    # The convnet's forward pass as products too: XLA's CPU convolutions would take most of the scoring time. The
+    # rewrite leans on JAX's internals (retrace.py): if it cannot be traced, the plain forward pass scores instead.
+    program = compiled_with(model.stateless_call)
+    if convolutions.has_convolutions(model):
+        try:
+            faster = compiled_with(convolutions.as_products(model, model.stateless_call))
+            faster(*_example_batch(model, batch_size, pixels.shape[1]))  # Traced and compiled once, then reused.
+            program = faster
+        except Exception:
+            pass
     trainable = [variable.value for variable in model.trainable_variables]
     non_trainable = [variable.value for variable in model.non_trainable_variables]
     # The sums and the slicing off of the padding are done by NumPy: on JAX arrays each would be one more small
@@ -349,6 +435,14 @@ def score(model, images, labels, batch_size=1024):
     for batch_loss, batch_hits in zip(losses, hits):  # Running float32 sums, batch after batch.
         loss_total, correct = loss_total + np.float32(batch_loss), correct + np.float32(batch_hits)
     return float(loss_total) / len(pixels), float(correct) / len(pixels), probabilities
+
+
+def _example_batch(model, batch_size, pixel_count):
+    """Arguments of score's program's shapes, to trace and compile it before the first real batch."""
+    return ([variable.value for variable in model.trainable_variables],
+            [variable.value for variable in model.non_trainable_variables],
+            np.zeros((batch_size, pixel_count), np.uint8), np.zeros(batch_size, np.int32),
+            np.zeros(batch_size, np.float32))
 
 
 def _read_state(model):

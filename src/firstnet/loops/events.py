@@ -13,7 +13,7 @@ import time
 # smooth curve, rarely enough that reporting costs nothing next to the training itself.
 REPORT_EVERY = 50
 
-KINDS = ("begin", "epoch_begin", "step", "epoch_end", "note", "end", "saved")
+KINDS = ("begin", "epoch_begin", "step", "epoch_end", "checkpoint", "note", "end", "saved")
 
 
 @dataclasses.dataclass
@@ -25,6 +25,8 @@ class Event:
     "val_accuracy" when part of the data is held out). text: for "begin" and "note", a line for people.
     weights: for "step" events, a function returning the trainable values at that step (as NumPy arrays, in
     `model.trainable_variables` order), for watchers that want to see the network change.
+    state: for "checkpoint" events, a function returning what the run needs to go on from `epoch` with `step`
+    steps of it done (checkpoints.py writes it): the variables, the epoch's totals and the shuffling state.
     """
 
     kind: str
@@ -36,6 +38,7 @@ class Event:
     text: str | None = None
     facts: dict | None = None
     weights: object = None
+    state: object = None
     time: float = dataclasses.field(default_factory=time.perf_counter)
 
     def as_json(self):
@@ -66,8 +69,9 @@ class Broadcast:
 class History:
     """The Keras-style history of a run, {"loss": [per epoch], "accuracy": [...], ...}, built from epoch-end events."""
 
-    def __init__(self):
-        self.history = {"loss": [], "accuracy": []}
+    def __init__(self, history=None):
+        # A resumed run starts from the epochs its checkpoint had already finished.
+        self.history = {"loss": [], "accuracy": [], **{key: list(values) for key, values in (history or {}).items()}}
 
     def __call__(self, event):
         if event.kind == "epoch_end":

@@ -1,8 +1,15 @@
 """A request-size limit: bodies over the limit get 413, whether the client announced their size honestly or not."""
 
+import asyncio
+
 from starlette import exceptions, responses
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
+# A refused body is still read, up to this much and this long, and dropped: a server that answers and closes
+# while the client is still sending makes the client's system reset the connection, and the client sees
+# "connection reset" instead of the 413 and its message. Past these bounds the connection is closed anyway.
+DRAIN_BYTES = 32 * 1024 * 1024
+DRAIN_SECONDS = 10.0
 
 
 class BodyTooLarge(exceptions.HTTPException):
@@ -30,25 +37,34 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.strip().isdigit() or int(declared) > self.max_bytes):
-            await self.refuse(scope, receive, send)
+            # A client that waits for "100 Continue" before sending has sent nothing yet: answer, read nothing.
+            waiting = headers.get(b"expect", b"").lower() == b"100-continue"
+            await self.refuse(scope, receive, send, drain_first=not waiting)
             return
 
         received = 0
-        started = False
+        started = overflowed = complete = False
 
         async def counting_receive():
-            nonlocal received
+            nonlocal received, overflowed, complete
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > self.max_bytes:
+                    overflowed = True
                     raise BodyTooLarge(self.max_bytes)
             return message
 
         async def watching_send(message):
-            nonlocal started
+            nonlocal started, complete
+            if message["type"] == "http.response.start" and overflowed and not complete:
+                # The route's own 413: read the rest of the body first, so the client is not reset mid-send.
+                complete = True
+                await drain(receive)
             started = started or message["type"] == "http.response.start"
             await send(message)
 
@@ -58,9 +74,31 @@ class BodyLimit:
             # Routes that read the body themselves get a 413 from FastAPI's handler; this catches the others.
             if started:
                 raise
-            await self.refuse(scope, receive, send)
+            await self.refuse(scope, receive, send, drain_first=not complete)
 
-    async def refuse(self, scope, receive, send):
+    async def refuse(self, scope, receive, send, drain_first=True):
+        if drain_first:
+            await drain(receive)
         response = responses.JSONResponse({"detail": too_large_message(self.max_bytes)}, status_code=413,
                                           headers={"Connection": "close"})
         await response(scope, receive, send)
+
+
+async def drain(receive, max_bytes=DRAIN_BYTES, seconds=DRAIN_SECONDS):
+    """Read and drop what is left of a request body, up to `max_bytes` and `seconds`; True if it was all read."""
+
+    async def read_rest():
+        dropped = 0
+        while dropped <= max_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                return False  # The client went away.
+            dropped += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return True
+        return False
+
+    try:
+        return await asyncio.wait_for(read_rest(), seconds)
+    except asyncio.TimeoutError:
+        return False

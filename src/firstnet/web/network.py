@@ -23,8 +23,14 @@ class Network:
         # The hidden layer's weights are copied out once: reading them per request would go through the backend.
         self.hidden_weights, self.hidden_biases = _layer_weights(model, "hidden")
         self.digit_weights, _ = _layer_weights(model, "digits")
+        # A run of other pictures than digits prepares a picture as its training pictures were (predict.py), and
+        # answers with its class names; a convnet has no hidden dense units to show.
+        self.shape = predict.picture_shape(self.metrics)
+        self.class_names = predict.class_names_of(self.metrics, int(model.outputs[0].shape[-1]))
+        if self.hidden_weights is not None and self.hidden_weights.shape[0] != predict.FIELD * predict.FIELD:
+            self.hidden_weights = self.hidden_biases = None
         # The first call compiles the predict function; pay that now, not on a learner's first stroke.
-        self.probabilities(np.zeros((predict.FIELD, predict.FIELD), dtype=np.uint8))
+        self.probabilities(np.zeros(self.shape or (predict.FIELD, predict.FIELD), dtype=np.uint8))
 
     def info(self):
         """What the page shows about the model: where it came from and how well it did on the test digits."""
@@ -35,6 +41,8 @@ class Network:
             "test_accuracy": self.metrics.get("test_accuracy"),
             "epochs": self.metrics.get("epochs_completed", self.metrics.get("epochs")),
             "hidden_units": None if self.hidden_weights is None else int(self.hidden_weights.shape[1]),
+            "model": self.metrics.get("model", "dense"),
+            "class_names": self.class_names,
             "data_source": self.metrics.get("data_source"),
             "finished_at": self.metrics.get("finished_at"),
         }
@@ -50,12 +58,20 @@ class Network:
         grey = predict.to_grey(image)
         if grey.max() - grey.min() < 32:
             raise UserError("the picture is blank: draw a digit first (or upload a photo of one)")
-        prepared = predict.prepare_image(image)
+        if self.shape is not None:
+            from firstnet.data import folders
+
+            prepared = folders.prepare_picture(image, self.shape)
+        else:
+            prepared = predict.prepare_image(image)
         probabilities = self.probabilities(prepared)
         answer = {
             "digit": int(probabilities.argmax()),
+            "label": self.class_names[int(probabilities.argmax())],
+            "class_names": self.class_names,
             "probabilities": [float(value) for value in probabilities],
-            "input": prepared.astype(int).tolist(),
+            # The page draws what the network saw in grey: a colour picture is shown by its brightness.
+            "input": (prepared.mean(axis=-1) if prepared.ndim == 3 else prepared).round().astype(int).tolist(),
         }
         answer.update(self.strongest_units(prepared))
         return answer

@@ -186,9 +186,12 @@ async function post(options) {
 
 function showAnswer(answer) {
   const best = answer.digit;
-  digitOutput.textContent = String(best);
+  // A run of named classes (Fashion-MNIST, your own pictures) answers by name; MNIST's names are its digits.
+  const names = answer.class_names || answer.probabilities.map((_, digit) => String(digit));
+  digitOutput.textContent = answer.label ?? String(best);
   confidence.textContent = `${(answer.probabilities[best] * 100).toFixed(1)}% sure`;
   bars.querySelectorAll("li").forEach((item, digit) => {
+    if (names[digit] !== undefined) item.querySelector(".label").textContent = names[digit];
     const percent = answer.probabilities[digit] * 100;
     item.classList.toggle("winner", digit === best);
     item.querySelector(".fill").style.width = `${percent}%`;
@@ -197,7 +200,7 @@ function showAnswer(answer) {
   });
   drawInput(answer.input);
   drawUnits(answer.hidden || [], answer.active_units, answer.hidden_units);
-  say(`The network reads a ${best}. Keep drawing, or press Esc to start again.`);
+  say(`The network reads a ${answer.label ?? best}. Keep drawing, or press Esc to start again.`);
 }
 
 function drawInput(rows) {

@@ -1,0 +1,127 @@
+"""Time to 99.2% on MNIST: `firstnet train --model convnet` against keras-io's and pytorch/examples' convnets.
+
+    python benchmarks/convnet.py                 # 3 seeds, every variant, alternating; writes benchmarks/CONVNET.md
+    python benchmarks/convnet.py --quick         # 1 seed, peers stopped after 20 batches an epoch: a dry run
+    python benchmarks/convnet.py --variants firstnet,keras_io_tf
+
+Each run is a whole new process, timed from outside (wall clock, interpreter start included). A firstnet run
+counts if its test accuracy reaches the target; its time to target is the whole process. A peer runs its
+published recipe to the end and scores the test digits after each epoch (with its clock stopped); its time to
+target is when it first reached it, in its own process time, plus its interpreter's start-up. Variants alternate
+round-robin so that other work on the machine slows each alike. The goal asserted: firstnet's median accuracy
+over the seeds reaches the target, in at most 0.3x the fastest peer's median time to target and under 60 s.
+"""
+
+import argparse
+import json
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import envs  # noqa: E402
+from run import DEFAULT_DATA, RESULT_PREFIX, firstnet_command  # noqa: E402
+
+PEERS = HERE / "peers"
+VARIANTS = {
+    "firstnet": "`firstnet train --model convnet --quiet` (Keras 3 + JAX, compiled loop)",
+    "keras_io_jax": "keras-io's Simple MNIST convnet, Keras 3 + JAX (15 epochs, adam, batch 128)",
+    "keras_io_tf": "keras-io's Simple MNIST convnet, Keras 3 + TensorFlow",
+    "torch_examples": "pytorch/examples' MNIST net, torch 2.13 CPU (14 epochs, Adadelta, batch 64)",
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 seed, peers cut to 20 batches an epoch; no verdict")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--target", type=float, default=0.992)
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--out", default=str(HERE / "CONVNET.md"))
+    args = parser.parse_args(argv)
+    args.variants = [name for name in args.variants.split(",") if name]
+    if args.quick:
+        args.seeds, args.out = 1, str(HERE / ".cache" / "CONVNET-quick.md")
+    return args
+
+
+def command(variant, seed, args, run_root):
+    """The command line of one run, and the environment variables it needs."""
+    quick = ["--max-steps", "20"] if args.quick else []
+    if variant == "firstnet":
+        return firstnet_command() + ["train", "--model", "convnet", "--quiet", "--seed", str(seed), "--data", args.data,
+                                     "--run-dir", str(run_root / f"firstnet-{seed}")] + (["--epochs", "1"] if args.quick else []), {}
+    if variant == "torch_examples":
+        return [str(envs.ensure_env("torch")), str(PEERS / "torch_convnet.py"), "--data", args.data, "--seed", str(seed),
+                "--epochs", "14", "--batch-size", "64", "--target", str(args.target)] + quick, {}
+    python = sys.executable if variant == "keras_io_jax" else str(envs.ensure_env("keras_tf"))
+    backend = "jax" if variant == "keras_io_jax" else "tensorflow"
+    return [python, str(PEERS / "keras_io_convnet.py"), "--data", args.data, "--seed", str(seed), "--epochs", "15",
+            "--batch-size", "128", "--target", str(args.target)] + quick, {"KERAS_BACKEND": backend}
+
+
+def run_once(variant, seed, args, run_root):
+    import os
+
+    line, extra = command(variant, seed, args, run_root)
+    started = time.perf_counter()
+    finished = subprocess.run(line, capture_output=True, text=True, env={**os.environ, **extra})
+    wall = time.perf_counter() - started
+    if finished.returncode != 0:
+        raise SystemExit(f"{variant} seed {seed} failed ({finished.returncode}):\n{finished.stderr[-2000:]}")
+    if variant == "firstnet":
+        metrics = json.loads((run_root / f"firstnet-{seed}" / "metrics.json").read_text())
+        accuracy = metrics["test_accuracy"]
+        return {"accuracy": accuracy, "wall_seconds": wall, "seconds_to_target": wall if accuracy >= args.target else None,
+                "fit_seconds": metrics["fit_seconds"]}
+    result = json.loads(next(text for text in reversed(finished.stdout.splitlines())
+                             if text.startswith(RESULT_PREFIX))[len(RESULT_PREFIX):])
+    start_up = wall - result["process_seconds"] - result["paused_seconds"]  # The interpreter's own start.
+    reached = result["seconds_to_target"]
+    return {"accuracy": result["test_accuracy"], "accuracies": result["accuracies"], "wall_seconds": wall,
+            "fit_seconds": result["fit_seconds"],
+            "seconds_to_target": None if reached is None else reached + max(0.0, start_up)}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    results = {variant: [] for variant in args.variants}
+    with tempfile.TemporaryDirectory(prefix="firstnet-convnet-bench-") as folder:
+        for seed in range(args.seeds):
+            for variant in args.variants:  # Round-robin: each seed runs every variant before the next seed.
+                found = run_once(variant, seed, args, pathlib.Path(folder))
+                results[variant].append(found)
+                print(f"{variant} seed {seed}: accuracy {found['accuracy']:.4f}, to target "
+                      f"{found['seconds_to_target'] and round(found['seconds_to_target'], 1)} s, "
+                      f"wall {found['wall_seconds']:.1f} s", flush=True)
+    lines = ["# Time to 99.2% on MNIST: the convnets", "", "| variant | median test accuracy | median time to target (s) |"
+             " median whole run (s) |", "|---|---|---|---|"]
+    medians = {}
+    for variant, found in results.items():
+        times = [run["seconds_to_target"] for run in found]
+        medians[variant] = statistics.median(time if time is not None else float("inf") for time in times)
+        lines.append(f"| {VARIANTS[variant]} | {statistics.median(run['accuracy'] for run in found):.4f} | "
+                     f"{medians[variant]:.1f} | {statistics.median(run['wall_seconds'] for run in found):.1f} |")
+    peers = [medians[variant] for variant in results if variant != "firstnet"]
+    if "firstnet" in results and peers and not args.quick:
+        accuracy = statistics.median(run["accuracy"] for run in results["firstnet"])
+        fastest = min(peers)
+        verdict = (accuracy >= args.target and medians["firstnet"] <= 0.3 * fastest and medians["firstnet"] < 60)
+        lines += ["", f"firstnet: median accuracy {accuracy:.4f}, {medians['firstnet']:.1f} s against the fastest peer's "
+                      f"{fastest:.1f} s ({medians['firstnet'] / fastest:.2f}x): goal {'met' if verdict else 'NOT met'} "
+                      f"(>= {args.target}, <= 0.3x, < 60 s)"]
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.out).write_text("\n".join(lines) + "\n" + "\n```json\n" + json.dumps(results, indent=1) + "\n```\n")
+    print("\n".join(lines))
+    return 0 if args.quick or "firstnet" not in results or not peers or verdict else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Hostile and broken files: whatever bytes a loader or the photo preparation is given, it answers with a
+firstnet.errors.UserError (one line) or a valid result; never another exception, a hang, or unbounded memory.
+
+Property-based (Hypothesis), with a bounded number of examples and a deadline per example.
+"""
+
+import gzip
+import io
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from PIL import Image
+
+from firstnet import data, predict
+from firstnet.errors import UserError
+
+BOUNDED = settings(max_examples=40, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def one_line_or_result(call):
+    """Run `call`; a UserError must be one line. Any other exception fails the test."""
+    try:
+        return call()
+    except UserError as error:
+        assert "\n" not in str(error) and str(error)
+        return None
+
+
+@BOUNDED
+@given(content=st.binary(max_size=4096))
+def test_npz_of_any_bytes(content, tmp_path):
+    path = tmp_path / "mnist.npz"
+    path.write_bytes(content)
+    one_line_or_result(lambda: data.load_path(str(path)))
+
+
+@BOUNDED
+@given(magic=st.integers(0, 2**32 - 1), count=st.integers(0, 2**32 - 1), rows=st.integers(0, 2**32 - 1),
+       payload=st.binary(max_size=2048), compress=st.booleans())
+def test_idx_headers_that_claim_anything(magic, count, rows, payload, compress, tmp_path):
+    """IDX headers may claim 4 billion images of 4 billion rows: refused before any allocation of that size."""
+    folder = tmp_path / "idx"
+    folder.mkdir(exist_ok=True)
+    for stem in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"):
+        content = struct.pack(">IIII", magic, count, rows, rows) + payload
+        (folder / stem).write_bytes(gzip.compress(content) if compress else content)
+    for stem in ("train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
+        content = struct.pack(">II", 2049, count) + payload[:64]
+        (folder / stem).write_bytes(content)
+    one_line_or_result(lambda: data.load_path(str(folder)))
+
+
+@BOUNDED
+@given(rows=st.lists(st.text(alphabet="0123456789,-. x\n", max_size=200), max_size=5))
+def test_csv_of_any_text(rows, tmp_path):
+    folder = tmp_path / "csv"
+    folder.mkdir(exist_ok=True)
+    for name in ("mnist_train.csv", "mnist_test.csv"):
+        (folder / name).write_text("\n".join(rows))
+    one_line_or_result(lambda: data.load_path(str(folder)))
+
+
+MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I", "I;16", "F", "YCbCr", "HSV", "LAB")
+
+
+@BOUNDED
+@given(mode=st.sampled_from(MODES), width=st.integers(1, 300), height=st.integers(1, 300),
+       fmt=st.sampled_from(("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")), seed=st.integers(0, 2**16),
+       orientation=st.integers(0, 9))
+def test_photos_of_every_mode_size_and_format(mode, width, height, fmt, seed, orientation):
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    try:
+        image = image.convert(mode)
+    except ValueError:
+        return
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    try:
+        image.save(buffer, format=fmt, exif=exif.tobytes()) if fmt in ("JPEG", "PNG", "WEBP") else image.save(buffer, format=fmt)
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # Pillow cannot write this mode in this format; nothing for firstnet to read.
+    prepared = one_line_or_result(lambda: predict.prepare_image(predict.open_image(buffer.getvalue(), "photo")))
+    if prepared is not None:
+        assert np.asarray(prepared).shape in ((28, 28), (784,), (1, 784))
+
+
+@BOUNDED
+@given(content=st.binary(max_size=4096), prefix=st.sampled_from((b"", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"BM",
+                                                                  b"\xff\xd8\xff", b"RIFF\x00\x00\x00\x00WEBP")))
+def test_photos_of_any_bytes(content, prefix):
+    one_line_or_result(lambda: predict.prepare_image(predict.open_image(prefix + content, "photo")))
+
+
+@pytest.mark.parametrize("side", [4097, 30000, 2**16 - 1])
+def test_headers_that_claim_huge_sizes_are_refused_before_decoding(side):
+    """A PNG whose header says side x side pixels, with almost no data: refused from the header, at once."""
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8)).save(buffer, format="PNG")
+    content = bytearray(buffer.getvalue())
+    content[16:24] = struct.pack(">II", side, side)  # IHDR's width and height (its CRC is now wrong, too).
+    with pytest.raises(UserError) as refused:
+        predict.prepare_image(predict.open_image(bytes(content), "huge.png"))
+    assert "\n" not in str(refused.value)
+
+
+def test_an_animated_image_reads_its_first_frame():
+    frames = [Image.fromarray(np.full((40, 40), value, dtype=np.uint8)) for value in (0, 255)]
+    frames[0].paste(255, (10, 5, 30, 35))
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    prepared = one_line_or_result(lambda: predict.prepare_image(predict.open_image(buffer.getvalue(), "a.gif")))
+    assert prepared is not None
