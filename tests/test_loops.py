@@ -352,3 +352,6 @@ def test_loop_fit_is_the_tutorials_model_fit_from_the_cli(tmp_path):
     assert metrics["test_accuracy"] > 0.95 and metrics["fallbacks"] == []
     # The same progress display as the compiled loop: the bar is one more watcher of the same events.
     assert "469/469 steps - accuracy: " in done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("Training Dense(512, relu)") and ": 1 epoch, batch 128, rmsprop" in lines[0]
+    assert "None" not in lines  # Only the lesson's own line describes the run; the loop's begin event prints nothing.

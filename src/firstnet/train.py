@@ -141,7 +141,8 @@ def describe(config, data, seed):
     network = (f"Dense({config.hidden_units}, relu) -> Dense({data.num_classes}, softmax)" if config.model == "dense"
                else f"the convnet (2 x Conv2D, batch norm, max pooling; Dense({data.num_classes}, softmax))")
     pictures = "digits" if data.dataset == "mnist" else f"pictures of {data.num_classes} classes"
-    return (f"Training {network} on {len(data.x_train)} {pictures} ({data.source}): {config.epochs} epochs, "
+    epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+    return (f"Training {network} on {len(data.x_train)} {pictures} ({data.source}): {epochs}, "
             f"batch {config.batch_size}, {optimizer}, seed {seed}")
 
 

@@ -95,7 +95,8 @@ class ProgressBar:
         if event.kind == "note":
             print(event.text, file=sys.stderr, flush=True)
         elif event.kind == "begin":
-            if self.show_progress:
+            # The lesson's begin event says what is trained; the loop's own says only how, for other watchers.
+            if self.show_progress and event.text:
                 print(event.text, file=self.stream, flush=True)
         elif not self.show_progress:
             return
