@@ -81,3 +81,10 @@ def test_model_line_says_which_run_answered():
     changed = {**metrics, "epochs": 5, "learning_rate": 0.001, "learning_rate_schedule": "constant", "hidden_units": 64}
     assert runinfo.recipe(changed) == "5 epochs, hidden 64"
     assert runinfo.model_line("a.keras", None) == "model: a.keras (no metrics.json beside it)"
+
+
+def test_one_epoch_is_said_as_one_epoch():
+    from firstnet import runinfo
+
+    metrics = {"epochs": 1, "learning_rate": 0.001, "learning_rate_schedule": "constant", "hidden_units": 512}
+    assert runinfo.recipe(metrics).startswith("1 epoch") and "1 epochs" not in runinfo.recipe(metrics)

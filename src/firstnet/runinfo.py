@@ -71,7 +71,8 @@ def recipe(metrics):
         return "the tutorial's recipe"
     if changed == ["lr 0.004 cosine"] and metrics.get("epochs") == 2:
         return "the --fast recipe"
-    return ", ".join([f"{metrics.get('epochs', '?')} epochs"] + changed)
+    epochs = metrics.get("epochs", "?")
+    return ", ".join([f"{epochs} epoch{'' if epochs == 1 else 's'}"] + changed)
 
 
 def runs_table(found, root, width=WIDTH):
