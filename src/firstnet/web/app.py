@@ -89,6 +89,7 @@ def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start
     )
     app.state.playground = playground
     app.add_middleware(limits.BodyLimit, max_bytes=limits.MAX_BODY_BYTES)
+    app.add_middleware(limits.RequestTimeLimit, seconds=limits.REQUEST_SECONDS)
     app.mount("/static", staticfiles.StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -102,3 +102,43 @@ async def drain(receive, max_bytes=DRAIN_BYTES, seconds=DRAIN_SECONDS):
         return await asyncio.wait_for(read_rest(), seconds)
     except asyncio.TimeoutError:
         return False
+
+
+# No request of the playground needs longer than this (a prediction takes milliseconds, a slow upload of 2 MB a few
+# seconds): a client that keeps a request open past it gets a 503 and its connection back, and holds no worker.
+REQUEST_SECONDS = 30.0
+
+
+class RequestTimeLimit:
+    """ASGI middleware: a request that has not been answered within `seconds` gets 503 and a one-line detail.
+
+    A response already started (a long download, say) is let finish; the limit is on the wait for an answer.
+    """
+
+    def __init__(self, app, seconds=REQUEST_SECONDS):
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = asyncio.Event()
+
+        async def watched_send(message):
+            if message["type"] == "http.response.start":
+                started.set()
+            await send(message)
+
+        answering = asyncio.ensure_future(self.app(scope, receive, watched_send))
+        try:
+            await asyncio.wait_for(asyncio.shield(answering), timeout=self.seconds)
+        except asyncio.TimeoutError:
+            if started.is_set():
+                await answering
+                return
+            answering.cancel()
+            response = responses.JSONResponse(
+                {"detail": f"the request took longer than {self.seconds:g} s; try again, with a smaller picture"},
+                status_code=503)
+            await response(scope, receive, send)
