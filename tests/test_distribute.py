@@ -64,3 +64,38 @@ def test_several_devices_need_jax(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "KERAS_BACKEND": "numpy"})
     assert "supports on JAX; this is Keras on numpy" in done.stdout, done.stderr
+
+
+WORKER = """
+import os, sys
+os.environ["KERAS_BACKEND"] = "jax"
+import jax
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+import keras
+from jax.experimental import multihost_utils
+process = int(sys.argv[1])
+keras.distribution.initialize(job_addresses=sys.argv[2], num_processes=2, process_id=process)
+gathered = multihost_utils.process_allgather(jax.numpy.array([process + 1.0]))
+print(jax.device_count(), jax.local_device_count(), gathered.ravel().tolist(), flush=True)
+"""
+
+
+def test_two_processes_on_this_computer_join_through_keras_distribution_initialize():
+    # Keras's multi-host entry point, on CPUs: two processes on 127.0.0.1 become one set of two devices, and a
+    # collective between them works (JAX's gloo). firstnet's --devices does not use it yet (README).
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(process), address], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for process in (0, 1)]
+    try:
+        outputs = [worker.communicate(timeout=120) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err
+        assert out.strip().splitlines()[-1] == "2 1 [1.0, 2.0]"
