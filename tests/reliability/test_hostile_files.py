@@ -7,6 +7,7 @@ Property-based (Hypothesis), with a bounded number of examples and a deadline pe
 import gzip
 import io
 import struct
+import uuid
 
 import numpy as np
 import pytest
@@ -114,3 +115,44 @@ def test_an_animated_image_reads_its_first_frame():
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
     prepared = one_line_or_result(lambda: predict.prepare_image(predict.open_image(buffer.getvalue(), "a.gif")))
     assert prepared is not None
+
+
+def image_bytes(kind, width, height, mode, garbage):
+    """A picture file's bytes: a real picture of the mode and size, or bytes that only start like one."""
+    if garbage is not None:
+        return {"png": b"\x89PNG\r\n\x1a\n", "jpeg": b"\xff\xd8\xff", "bmp": b"BM"}[kind] + garbage
+    buffer = io.BytesIO()
+    picture = Image.new(mode, (width, height))
+    picture.save(buffer, format={"png": "PNG", "jpeg": "JPEG", "bmp": "BMP"}[kind])
+    return buffer.getvalue()
+
+
+PICTURES = st.tuples(st.sampled_from(["png", "jpeg", "bmp"]), st.integers(1, 80), st.integers(1, 80),
+                     st.sampled_from(["L", "RGB"]), st.one_of(st.none(), st.binary(max_size=256)))
+
+
+@BOUNDED
+@given(pictures=st.lists(PICTURES, min_size=1, max_size=6))
+def test_png_folders_of_any_pictures(pictures, tmp_path):
+    # MNIST's PNG layout: training/<label>/<n>.png and testing/<label>/<n>.png, whatever the files hold.
+    root = tmp_path / f"pngs-{uuid.uuid4().hex}"  # A folder of its own for each example.
+    for index, (kind, width, height, mode, garbage) in enumerate(pictures):
+        for split in ("training", "testing"):
+            folder = root / split / str(index % 10)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{index}.png").write_bytes(image_bytes(kind, width, height, mode, garbage))
+    one_line_or_result(lambda: data.load_path(str(root)))
+
+
+@BOUNDED
+@given(pictures=st.lists(PICTURES, min_size=1, max_size=8), classes=st.integers(1, 3))
+def test_class_folders_of_any_pictures(pictures, classes, tmp_path):
+    # Your own pictures: FOLDER/<class>/*, with sizes, modes and broken files mixed; one line, a note, or a set.
+    root = tmp_path / f"mine-{uuid.uuid4().hex}"
+    for index, (kind, width, height, mode, garbage) in enumerate(pictures):
+        folder = root / f"class_{index % classes}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{index}.{kind}").write_bytes(image_bytes(kind, width, height, mode, garbage))
+    loaded = one_line_or_result(lambda: data.load_path(str(root)))
+    if loaded is not None:
+        assert len(loaded.x_train) + len(loaded.x_test) >= 1 and len(loaded.class_names) >= 2
