@@ -138,6 +138,7 @@ def new_run(run_dir=None, root=DEFAULT_RUNS_ROOT, resume=None):
     `resume` names an existing run folder to go on in (`firstnet train --resume`); it is never removed.
     """
     if resume is not None:
+        remove_unfinished_writes(pathlib.Path(resume))
         yield pathlib.Path(resume)
         return
     parent = pathlib.Path(run_dir).parent if run_dir else pathlib.Path(root)
@@ -150,6 +151,16 @@ def new_run(run_dir=None, root=DEFAULT_RUNS_ROOT, resume=None):
             if created.is_dir() and not any(created.iterdir()):
                 created.rmdir()
         raise
+
+
+def remove_unfinished_writes(folder):
+    """Delete the temporary files of writes a crash cut short (`atomic_path`'s `.<name>.<random>.tmp<suffix>`).
+
+    Such a file never replaced the real one, so it holds nothing a run needs; left alone it would only take space.
+    """
+    for leftover in folder.glob(".*.tmp*"):
+        if leftover.is_file():
+            leftover.unlink()
 
 
 # Versions that decide the numbers: the same seed reproduces a run only with the same ones. TensorFlow's CPU

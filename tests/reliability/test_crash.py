@@ -112,6 +112,8 @@ def test_kill_at_random_moments_never_breaks_a_run(small_mnist, reference, tmp_p
             assert resumed.returncode == 0, resumed.stderr
             state = check_invariants(run_dir)
             assert state == "finished"
+            # What a killed save had half written is gone once the run goes on.
+            assert not list(run_dir.glob(".*.tmp*")), sorted(path.name for path in run_dir.iterdir())
         if state == "finished":
             same_numbers(run_dir, reference_dir)
         assert digest(earlier) == before, "an earlier run was touched"

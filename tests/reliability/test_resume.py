@@ -165,3 +165,16 @@ def test_nothing_to_resume(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no checkpoint.npz here"):
         train.train(train.TrainConfig(resume=str(tmp_path / "empty"), verbose=0))
+
+
+def test_resume_removes_what_a_killed_save_half_wrote(tmp_path):
+    from firstnet import runs
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".model.abc123.tmp.keras").write_bytes(b"half a zip")
+    (folder / "model.keras").write_bytes(b"the real one")
+    with runs.new_run(resume=str(folder)) as run_dir:
+        assert run_dir == folder
+    assert sorted(path.name for path in folder.iterdir()) == ["model.keras"]
+    assert (folder / "model.keras").read_bytes() == b"the real one"
