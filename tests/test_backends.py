@@ -37,12 +37,14 @@ def test_a_model_saved_on_any_backend_loads_on_every_other(mnist, tmp_path):
     data = small_mnist_file(mnist, tmp_path)
     trained = {}
     for backend, python in PYTHONS.items():
+        # Not a folder named after the backend: `python -m` puts the working folder first on sys.path, and Keras
+        # would take a folder named tensorflow/ there for TensorFlow itself.
         done = firstnet_in(python, backend, "train", "--epochs", "1", "--hidden-units", "64", "--seed", "1",
-                           "--quiet", "--data", data, "--run-dir", tmp_path / backend, cwd=tmp_path)
+                           "--quiet", "--data", data, "--run-dir", tmp_path / f"trained-on-{backend}", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         # Quiet on every backend: nothing from TensorFlow's or anyone's logging on the learner's terminal.
         assert done.stderr == "", done.stderr
-        metrics = json.loads((tmp_path / backend / "metrics.json").read_text())
+        metrics = json.loads((tmp_path / f"trained-on-{backend}" / "metrics.json").read_text())
         assert metrics["backend"] == backend and BACKEND_PACKAGES[backend] in metrics["versions"]
         trained[backend] = metrics["test_accuracy"]
     # The default install (JAX) has neither torch nor TensorFlow, and still loads the models they trained.
@@ -52,7 +54,7 @@ def test_a_model_saved_on_any_backend_loads_on_every_other(mnist, tmp_path):
     assert missing == ["True", "True"]
     for saved_on, accuracy in trained.items():
         for backend, python in PYTHONS.items():
-            done = firstnet_in(python, backend, "evaluate", tmp_path / saved_on, cwd=tmp_path)
+            done = firstnet_in(python, backend, "evaluate", tmp_path / f"trained-on-{saved_on}", cwd=tmp_path)
             assert done.returncode == 0, f"a {saved_on} model on {backend}: {done.stderr}"
             assert done.stderr == ""
             line = next(line for line in done.stdout.splitlines() if line.startswith("test_acc: "))
