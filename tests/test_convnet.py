@@ -116,3 +116,26 @@ def test_convolutions_that_cannot_be_rewritten_fall_back_to_xla_s_own(mnist, tmp
     assert metrics["loop"] == "compiled" and metrics["speedups"] == []
     assert metrics["fallbacks"] and metrics["fallbacks"][0].startswith("speed-ups off (AttributeError")
     assert metrics["epochs_completed"] == 1 and 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+def test_a_convnet_run_resumes_to_the_same_numbers(mnist, tmp_path):
+    subset = dataclasses.replace(mnist, x_train=mnist.x_train[:1024], y_train=mnist.y_train[:1024],
+                                 x_test=mnist.x_test[:500], y_test=mnist.y_test[:500])
+
+    def recipe(name, **more):
+        return train.TrainConfig(**{**train.CONVNET, "epochs": 2}, seed=4, run_dir=str(tmp_path / name), verbose=0,
+                                 **more)
+
+    whole = train.train(recipe("whole"), data=subset).metrics
+
+    def stop_in_epoch_two(event):
+        if event.kind == "epoch_begin" and event.epoch == 2:
+            raise KeyboardInterrupt
+
+    stopped = train.train(recipe("stopped"), data=subset, watchers=[stop_in_epoch_two]).metrics
+    assert stopped["interrupted"] and stopped["epochs_completed"] == 1
+    resumed = train.train(train.TrainConfig(resume=str(tmp_path / "stopped"), verbose=0), data=subset).metrics
+    # The checkpoint keeps the family: the convnet is rebuilt, not the tutorial's dense network.
+    assert resumed["model"] == "convnet" and resumed["epochs_completed"] == 2
+    for key in ("test_accuracy", "test_loss", "train_loss"):
+        assert resumed[key] == whole[key], key

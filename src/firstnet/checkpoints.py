@@ -25,10 +25,18 @@ FORMAT = 1
 # The variables of a checkpoint, by group, in the order `model.stateless_call` and `optimizer.stateless_apply` take.
 GROUPS = ("trainable", "non_trainable", "optimizer")
 # Versions that must be the same for a resumed run to compute what the uninterrupted one would have.
-DECIDING = ("python", "firstnet", "keras", "numpy", "jax", "jaxlib")
+DECIDING = ("python", "firstnet", "keras", "numpy", "jax", "jaxlib", "torch", "tensorflow", "backend")
 # The settings a checkpoint keeps; a resumed run takes them all from it.
-RECIPE = ("epochs", "batch_size", "hidden_units", "optimizer", "learning_rate", "learning_rate_schedule",
-          "validation_split", "seed", "loop", "data")
+RECIPE = ("model", "dataset", "epochs", "batch_size", "hidden_units", "optimizer", "learning_rate",
+          "learning_rate_schedule", "validation_split", "seed", "loop", "data")
+
+
+def deciding_versions():
+    """The versions here that decide a run's numbers, with the Keras backend that computes them."""
+    import keras
+
+    return {name: value for name, value in runs.versions().items() if name in DECIDING} | {
+        "backend": keras.backend.backend()}
 
 
 def fingerprint(data):
@@ -57,7 +65,7 @@ class Writer:
         self.history = {"loss": [], "accuracy": [],
                         **{key: list(values) for key, values in (resumed.history if resumed else {}).items()}}
         self.resumes = (resumed.meta.get("resumes", 0) + 1) if resumed else 0
-        self.versions = {name: value for name, value in runs.versions().items() if name in DECIDING}
+        self.versions = deciding_versions()
 
     def __call__(self, event):
         if event.kind == "epoch_end":
@@ -157,7 +165,8 @@ def read(run_dir):
 def resumed_config(config):
     """The TrainConfig of the run that `config.resume` names: its own recipe, seed and folder."""
     meta = read(config.resume).meta
-    recipe = {name: meta["recipe"][name] for name in RECIPE}
+    # A checkpoint from before the model families and named datasets trained the tutorial's network on MNIST.
+    recipe = {name: meta["recipe"].get(name, {"model": "dense"}.get(name)) for name in RECIPE}
     recipe["loop"] = meta["loop"]  # The loop that really ran, which a fallback may have changed.
     return dataclasses.replace(config, **recipe, run_dir=str(config.resume))
 
@@ -166,7 +175,7 @@ def load(run_dir, data):
     """The checkpoint of `run_dir`, checked against the data and the versions here; a UserError says why not."""
     checkpoint = read(run_dir)
     saved = checkpoint.meta["versions"]
-    here = {name: value for name, value in runs.versions().items() if name in DECIDING}
+    here = deciding_versions()
     for name in DECIDING:
         if saved.get(name) != here.get(name):
             raise UserError(f"--resume {run_dir}: cannot resume: it was trained with {name} {saved.get(name)} and "
