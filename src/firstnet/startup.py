@@ -171,6 +171,20 @@ def compilation_cache_dir():
     return runs.cache_folder("jax")
 
 
+# Before 0.10, jaxlib writes dozens of C++ log lines on stderr each time it loads a program from the cache
+# ("Loading XLA:CPU AOT result. Target machine feature ... is not supported"), past TF_CPP_MIN_LOG_LEVEL; a
+# learner's one-line error would drown in them. Those versions compile afresh each run instead.
+QUIET_CACHE_SINCE = (0, 10)
+
+
+def cache_is_quiet(version):
+    """Whether JAX `version` loads cached programs without writing log lines (0.10 and later)."""
+    try:
+        return tuple(int(part) for part in version.split(".")[:2]) >= QUIET_CACHE_SINCE
+    except ValueError:
+        return False
+
+
 def enable_compilation_cache():
     """Keep JAX's compiled programs on disk, so a second `firstnet train` skips most of the compile time.
 
@@ -186,6 +200,8 @@ def enable_compilation_cache():
 
     if jax.config.jax_compilation_cache_dir:
         return pathlib.Path(jax.config.jax_compilation_cache_dir)
+    if not cache_is_quiet(jax.__version__):
+        return None
     folder = compilation_cache_dir()
     if folder is None or not runs.private_writable_folder(folder):
         return None
