@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from conftest import run_firstnet
 from firstnet import predict
 from firstnet.errors import UserError
-from firstnet.web import app as web_app, limits, trainer as web_trainer
+from firstnet.web import app as web_app, limits
 
 
 def png_bytes(pixels):
@@ -164,7 +164,8 @@ def test_openapi_and_offline_docs(client):
     schema = client.get("/openapi.json").json()
     body = schema["paths"]["/api/predict"]["post"]["requestBody"]["content"]
     assert set(body) == {"multipart/form-data", "application/json"}
-    assert {"/api/model", "/api/train"} <= set(schema["paths"])
+    assert {"/api/model", "/api/train", "/api/train/events", "/api/train/stop", "/api/train/pause",
+            "/api/train/resume"} <= set(schema["paths"])
     docs = client.get("/docs").text
     assert "/static-offline-docs/swagger-ui-bundle.js" in docs
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", docs), "the docs page must not load anything from the internet"
@@ -177,7 +178,7 @@ def test_page_and_its_files_are_served_and_need_no_internet(client):
     page = client.get("/")
     assert page.status_code == 200
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for name in ("index.html", "app.js", "style.css"):
+    for name in ("index.html", "app.js", "style.css", "live.js", "live.css"):
         packaged = (importlib.resources.files("firstnet.web") / "static" / name).read_text(encoding="utf-8")
         served = client.get("/" if name == "index.html" else f"/static/{name}").text
         assert served == packaged
@@ -253,7 +254,7 @@ def test_a_named_model_that_is_missing_is_an_error(tmp_path):
 def test_training_at_start_then_predicting_then_training_again(tmp_path, mnist):
     """`firstnet serve --train` with no model: training starts with the server, the page can follow it, then predict."""
     runs_root = tmp_path / "runs"
-    app = web_app.create_app(runs_root=runs_root, train_on_start=True, train_flags=["--epochs", "1", "--seed", "0"])
+    app = web_app.create_app(runs_root=runs_root, train_on_start=True, train_knobs={"epochs": 1, "seed": 0})
     with testclient.TestClient(app) as client:
         assert client.get("/api/model").json()["training"]["state"] == "running"
         assert client.post("/api/train").status_code == 409
@@ -270,25 +271,8 @@ def test_training_at_start_then_predicting_then_training_again(tmp_path, mnist):
         # The page's button starts another run; shutting the server down ends it.
         again = client.post("/api/train")
         assert again.status_code == 202 and again.json()["training"]["state"] == "running"
-        process = app.state.playground.trainer.process
+        process = app.state.playground.training.process
     assert process.poll() is not None, "the training process outlived the server"
-
-
-def test_training_progress_is_read_from_the_train_transcript():
-    progress = web_trainer.Progress()
-    assert progress.fraction() == 0.0
-    progress.feed("Training Dense(512, relu) -> Dense(10, softmax) on 60000 digits (mnist.npz): 2 epochs, batch 128\n")
-    progress.feed("Epoch 1/2\n")
-    progress.feed("\x1b[1m 10/469\x1b[0m \x1b[32m━━\x1b[0m 2s 5ms/step - accuracy: 0.7 - loss: 0.9\x08\x08\x08")
-    assert progress.describe() == "training: epoch 1/2"
-    assert progress.fraction() == pytest.approx(10 / 469 / 2)
-    progress.feed("Epoch 2/2\n")
-    progress.feed("\x1b[1m469/469\x1b[0m \x1b[32m━━━━\x1b[0m 2s 5ms/step - accuracy: 0.97 - loss: 0.1")
-    assert progress.fraction() == pytest.approx(1.0)
-    progress.feed("\x1b[1m 1/10\x1b[0m \x1b[32m━━\x1b[0m 0s 5ms/step")
-    assert progress.describe() == "evaluating"
-    progress.feed("test_acc: 0.9707\n")
-    assert progress.describe() == "saving"
 
 
 def test_serve_refuses_a_busy_port_and_a_bad_port_in_one_line(tmp_path):

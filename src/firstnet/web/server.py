@@ -1,6 +1,7 @@
 """`firstnet serve`: bind the address, say where the page is, and run the playground on uvicorn."""
 
 import errno
+import pathlib
 import socket
 
 from firstnet import runs
@@ -30,18 +31,34 @@ def page_url(sock):
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def serve(model=None, host="127.0.0.1", port=8000, runs_root=runs.DEFAULT_RUNS_ROOT, train=False, log=None):
-    """Load the model (or note that there is none), bind, print the URL, and serve until Ctrl-C."""
+def serve(model=None, host="127.0.0.1", port=8000, runs_root=runs.DEFAULT_RUNS_ROOT, train=False, log=None, data=None,
+          collection=None):
+    """Load the model (or note that there is none), bind, print the URL, and serve until Ctrl-C.
+
+    `data` (`--data PATH`) is what training from the page trains on; by default, the same sources as `firstnet train`.
+    """
     import uvicorn
 
     from firstnet.web import app as web_app
 
+    class EndingStreams(uvicorn.Server):
+        """uvicorn's server, which ends the training event streams first when it stops: it waits for every response
+        to end, and a stream that follows run after run (a projector's) never would, so Ctrl-C would hang."""
+
+        async def shutdown(self, sockets=None):
+            application.state.playground.training.end_streams()
+            await super().shutdown(sockets)
+
     log = log or (lambda line: print(line, flush=True))
 
+    # A wrong --data is said now, not by every run the page starts.
+    if data is not None and not pathlib.Path(data).exists():
+        raise UserError(f"--data {data}: no such file or folder; point it at mnist.npz or a folder of digits")
     # Bind first: a busy port should be said at once, not after loading the model.
     sock = bind(host, port)
     try:
-        application = web_app.create_app(model, runs_root, train_on_start=train, announce=lambda line: log(f"  {line}"))
+        application = web_app.create_app(model, runs_root, train_on_start=train, announce=lambda line: log(f"  {line}"),
+                                         data=data, collection=collection)
     except BaseException:
         sock.close()
         raise
@@ -55,9 +72,12 @@ def serve(model=None, host="127.0.0.1", port=8000, runs_root=runs.DEFAULT_RUNS_R
     else:
         log(f"no trained model in {runs_root}/ yet: the page offers to train one, or run `firstnet train` "
             "and then `firstnet serve` again (or `firstnet serve --train`)")
+    from firstnet import collection as class_collection
+
+    log(f"class collection: {collection or class_collection.default_folder(runs_root)} (pictures labelled on the page)")
     if host not in LOCAL_HOSTS:
         log(f"listening on {host}: other computers on your network can open this page too")
     log(f"firstnet playground: {page_url(sock)}   (Ctrl-C to stop)")
     # Access logs would bury the URL under one line per stroke; warnings and errors still show.
-    server = uvicorn.Server(uvicorn.Config(application, log_level="warning", lifespan="on"))
+    server = EndingStreams(uvicorn.Config(application, log_level="warning", lifespan="on"))
     server.run(sockets=[sock])
