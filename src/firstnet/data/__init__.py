@@ -216,8 +216,11 @@ def _load_path(path, origin, for_scoring=False):
         return load_csv_folder(path)
     if any(path.glob("*-idx[13]-ubyte*")):
         return load_idx_folder(path)
+    from firstnet import collection
     from firstnet.data import folders
 
+    if collection.is_collection(path):  # The class's own digits (collection.py): labelled by their digit folders.
+        return collection.load_collection(path, for_scoring=for_scoring)
     if folders.is_class_folders(path):
         return folders.load_class_folders(path, for_scoring=for_scoring)
     raise UserError(

@@ -29,20 +29,30 @@ class BodyLimit:
     The header alone is not enough: a client may send a chunked body with no length, or lie about it.
     """
 
-    def __init__(self, app, max_bytes=MAX_BODY_BYTES):
+    def __init__(self, app, max_bytes=MAX_BODY_BYTES, larger=None):
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_bytes = max_bytes
+        # Paths allowed a larger body ({path: bytes}): a class collection's zip import, say.
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Each request has its own limit; the instance is shared by concurrent requests, so it is passed along.
+        await self.limited(scope, receive, send, self.larger.get(scope.get("path"), self.default_bytes))
+
+    @property
+    def max_bytes(self):
+        return self.default_bytes
+
+    async def limited(self, scope, receive, send, max_bytes):
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and (not declared.strip().isdigit() or int(declared) > max_bytes):
             # A client that waits for "100 Continue" before sending has sent nothing yet: answer, read nothing.
             waiting = headers.get(b"expect", b"").lower() == b"100-continue"
-            await self.refuse(scope, receive, send, drain_first=not waiting)
+            await self.refuse(scope, receive, send, drain_first=not waiting, max_bytes=max_bytes)
             return
 
         received = 0
@@ -54,9 +64,9 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 complete = not message.get("more_body", False)
-                if received > self.max_bytes:
+                if received > max_bytes:
                     overflowed = True
-                    raise BodyTooLarge(self.max_bytes)
+                    raise BodyTooLarge(max_bytes)
             return message
 
         async def watching_send(message):
@@ -74,12 +84,12 @@ class BodyLimit:
             # Routes that read the body themselves get a 413 from FastAPI's handler; this catches the others.
             if started:
                 raise
-            await self.refuse(scope, receive, send, drain_first=not complete)
+            await self.refuse(scope, receive, send, drain_first=not complete, max_bytes=max_bytes)
 
-    async def refuse(self, scope, receive, send, drain_first=True):
+    async def refuse(self, scope, receive, send, drain_first=True, max_bytes=None):
         if drain_first:
             await drain(receive)
-        response = responses.JSONResponse({"detail": too_large_message(self.max_bytes)}, status_code=413,
+        response = responses.JSONResponse({"detail": too_large_message(max_bytes or self.max_bytes)}, status_code=413,
                                           headers={"Connection": "close"})
         await response(scope, receive, send)
 

@@ -1,0 +1,426 @@
+"""The class collection: our own handwritten digits, labelled, kept as a class-per-folder set every command reads.
+
+A collection is a folder: `COLLECTION/<digit>/<id>.png` holds each picture as the network sees it (the 28x28
+prepared digit, white ink on black, made the way `firstnet predict` and the page prepare a drawing or a photo), and
+`COLLECTION/.originals/<id>.<ext>` the picture as it was drawn or photographed. The folder reader (data/folders.py)
+skips folders whose names start with a dot, so an original is never counted as a second picture. A picture's id is
+the start of the SHA-256 of its 784 prepared pixels, so the same picture added twice, or imported twice, is kept
+once. Every file is written to a temporary name and renamed, so a crash leaves no half-written picture.
+"""
+
+import datetime
+import hashlib
+import io
+import os
+import pathlib
+import re
+import shutil
+import tempfile
+import threading
+import zipfile
+import zlib
+
+import numpy as np
+
+from firstnet import runs
+from firstnet.errors import UserError
+
+MARKER = ".firstnet-collection"
+ORIGINALS = ".originals"
+DIGITS = tuple(str(digit) for digit in range(10))
+ID_LENGTH = 16
+ID_PATTERN = re.compile(rf"^[0-9a-f]{{{ID_LENGTH}}}$")
+# A class of 30 each drawing every digit a dozen times makes 3,600 pictures; the bound leaves room for several
+# classes while keeping a collection small enough to list, export and train on in seconds.
+MAX_ITEMS = 5000
+MAX_ORIGINAL_BYTES = 2 * 1024 * 1024  # The page's upload limit (web/limits.py): a digit needs far less.
+# A zip to import: its size on the wire, how many entries and how much it may unpack to (a zip bomb claims far more).
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
+MAX_IMPORT_ENTRIES = 2 * MAX_ITEMS + 16
+MAX_IMPORT_UNPACKED = 512 * 1024 * 1024
+MAX_COMPRESSION_RATIO = 200  # PNGs and JPEGs hardly compress; an entry that shrank more than this is a bomb.
+ORIGINAL_SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "BMP": ".bmp", "GIF": ".gif", "WEBP": ".webp"}
+HELD_OUT_SEED = 0
+
+
+class Full(UserError):
+    """The collection holds as many pictures as it may."""
+
+
+class LabelledOtherwise(UserError):
+    """The same picture is already in the collection under another label."""
+
+
+def default_folder(runs_root=runs.DEFAULT_RUNS_ROOT):
+    """Where `firstnet serve` keeps the collection when not told: `collection/` beside the runs folder."""
+    return pathlib.Path(runs_root).resolve().parent / "collection"
+
+
+def is_collection(path):
+    """True for a folder that holds a collection's marker file (written by `Collection`)."""
+    return (pathlib.Path(path) / MARKER).is_file()
+
+
+def picture_id(prepared):
+    """A picture's id: the first 16 hex digits of the SHA-256 of its 28x28 uint8 pixels."""
+    prepared = np.ascontiguousarray(prepared, dtype=np.uint8)
+    return hashlib.sha256(prepared.tobytes()).hexdigest()[:ID_LENGTH]
+
+
+def check_label(label):
+    """The label as one of "0".."9", or a UserError saying what a label must be."""
+    text = str(label).strip() if label is not None else ""
+    if text not in DIGITS:
+        raise UserError(f"label {label!r}: must be one digit, 0 to 9 (which digit the picture shows)")
+    return text
+
+
+def prepare_upload(image_bytes, name="the picture"):
+    """A drawing's or photo's bytes as the prepared 28x28 digit, as the page and `firstnet predict` prepare it."""
+    from firstnet import predict
+
+    if len(image_bytes) > MAX_ORIGINAL_BYTES:
+        raise UserError(f"{name}: {len(image_bytes) / 2**20:.1f} MB is too large; at most "
+                        f"{MAX_ORIGINAL_BYTES // 2**20} MB (a digit needs far less)")
+    image = predict.open_image(bytes(image_bytes), name=name)
+    grey = predict.to_grey(image)
+    if grey.max() - grey.min() < 32:
+        raise UserError(f"{name}: the picture is blank; draw a digit first (or upload a photo of one)")
+    from PIL import Image
+
+    # The format from the file's header: the upright copy `open_image` returns no longer says it.
+    with Image.open(io.BytesIO(bytes(image_bytes))) as header:
+        suffix = ORIGINAL_SUFFIXES.get(header.format or "", ".png")
+    return predict.prepare_image(image), suffix
+
+
+def png_bytes(prepared):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(prepared, dtype=np.uint8), mode="L").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+class Collection:
+    """One collection folder; its methods may be called from many threads at once (a class adding at the same time)."""
+
+    def __init__(self, root, max_items=None, sync=True):
+        self.root = pathlib.Path(root)
+        self.max_items = max_items or MAX_ITEMS
+        # Each picture is written through to the disk before its rename, unless a bulk writer (write_digits) says
+        # not to: the rename keeps every file whole either way, the sync only guards against a power cut.
+        self.sync = sync
+        self.lock = threading.Lock()
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"{self.root}: is a file, not a folder; name a folder for the collection")
+        if self.root.is_dir() and not is_collection(self.root):
+            if not all(entry.name in DIGITS or entry.name.startswith(".") for entry in self.root.iterdir()):
+                raise UserError(f"{self.root}: holds other files than a collection's; name an empty or new folder")
+
+    def _ensure(self):
+        """Make the folder and its marker on the first picture, so that merely serving the page creates nothing."""
+        if not is_collection(self.root):
+            self.root.mkdir(parents=True, exist_ok=True)
+            runs.write_text(self.root / MARKER, "firstnet class collection: <digit>/<id>.png, originals in .originals/\n")
+
+    def _find(self, item_id):
+        """The (label, path) of a picture by id, or None."""
+        for label in DIGITS:
+            path = self.root / label / f"{item_id}.png"
+            if path.is_file():
+                return label, path
+        return None
+
+    def _pictures(self):
+        return [(label, path) for label in DIGITS if (self.root / label).is_dir()
+                for path in (self.root / label).iterdir() if path.suffix == ".png" and ID_PATTERN.match(path.stem)]
+
+    def count(self):
+        return len(self._pictures())
+
+    def add_prepared(self, prepared, label, original=None, original_suffix=".png"):
+        """Add a prepared 28x28 digit with its label (and the original picture's bytes); returns (item, added).
+
+        `added` is False when the same picture is already there with the same label. The same picture under
+        another label is refused: delete it first to label it again.
+        """
+        label = check_label(label)
+        prepared = np.asarray(prepared, dtype=np.uint8)
+        if prepared.shape != (28, 28):
+            raise UserError(f"a prepared digit is 28x28 pixels, got {prepared.shape}")
+        item_id = picture_id(prepared)
+        with self.lock:
+            found = self._find(item_id)
+            if found is not None:
+                if found[0] != label:
+                    raise LabelledOtherwise(f"this picture is already in the collection as a {found[0]} (id {item_id}); "
+                                    f"delete it first to label it {label}")
+                return self._item(found[0], found[1]), False
+            if self.count() >= self.max_items:
+                raise Full(f"the collection is full: {self.max_items} pictures; export it and start a new one, "
+                                "or delete some")
+            self._ensure()
+            path = self.root / label / f"{item_id}.png"
+            if original is not None:
+                _write_bytes(self.root / ORIGINALS / f"{item_id}{original_suffix}", original, self.sync)
+            _write_bytes(path, png_bytes(prepared), self.sync)
+            return self._item(label, path), True
+
+    def add_upload(self, image_bytes, label, name="the picture"):
+        """Add a drawing or photo as the page sends it: prepared as the page prepares it, the original kept beside."""
+        label = check_label(label)
+        prepared, suffix = prepare_upload(image_bytes, name)
+        return self.add_prepared(prepared, label, original=bytes(image_bytes), original_suffix=suffix)
+
+    def delete(self, item_id):
+        """Remove a picture and its original; False if there is no picture with that id."""
+        if not ID_PATTERN.match(str(item_id)):
+            return False
+        with self.lock:
+            found = self._find(item_id)
+            if found is None:
+                return False
+            found[1].unlink()
+            for original in (self.root / ORIGINALS).glob(f"{item_id}.*"):
+                original.unlink()
+            return True
+
+    def _item(self, label, path):
+        import base64
+
+        stat = path.stat()
+        return {"id": path.stem, "label": label,
+                "added": datetime.datetime.fromtimestamp(stat.st_mtime).astimezone().isoformat(timespec="seconds"),
+                "picture": "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")}
+
+    def summary(self, recent=24):
+        """Counts per label, the total, the bound, and the most recently added pictures (newest first)."""
+        with self.lock:  # A picture deleted while it is listed would be gone before it is read.
+            return self._summary(recent)
+
+    def _summary(self, recent):
+        pictures = self._pictures()
+        counts = {label: 0 for label in DIGITS}
+        for label, _ in pictures:
+            counts[label] += 1
+        newest = sorted(pictures, key=lambda entry: (entry[1].stat().st_mtime, entry[1].name), reverse=True)[:recent]
+        return {"folder": str(self.root), "total": len(pictures), "max_items": self.max_items, "counts": counts,
+                "recent": [self._item(label, path) for label, path in newest]}
+
+    def export_zip(self, destination):
+        """Write the whole collection as a zip to `destination` (atomically); unzipped, it is a collection folder."""
+        with self.lock, runs.atomic_path(destination) as temporary:
+            with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+                archive.writestr(MARKER, "firstnet class collection: <digit>/<id>.png, originals in .originals/\n")
+                for label, path in sorted(self._pictures()):
+                    archive.write(path, f"{label}/{path.name}")
+                    for original in sorted((self.root / ORIGINALS).glob(f"{path.stem}.*")):
+                        archive.write(original, f"{ORIGINALS}/{original.name}")
+        return pathlib.Path(destination)
+
+    def import_zip(self, source):
+        """Add the pictures of a zip (an export, or `<digit>/<any name>.png|jpg` photos); returns what happened.
+
+        Nothing outside the collection is ever written: entry names are only read as a label and an id, never used
+        as paths. A picture already present is not added again; the zip's size, entry count and unpacked size are
+        bounded, and an entry that claims to unpack far beyond its compressed size is refused (a zip bomb).
+        """
+        try:
+            archive = zipfile.ZipFile(source)
+        except (zipfile.BadZipFile, OSError, ValueError):
+            raise UserError("not a zip file; import a zip that `export` made, or one with <digit>/<picture> entries") from None
+        with archive:
+            entries = [entry for entry in archive.infolist() if not entry.is_dir()]
+            if len(entries) > MAX_IMPORT_ENTRIES:
+                raise UserError(f"the zip has {len(entries)} entries, more than a collection holds ({MAX_IMPORT_ENTRIES} "
+                                "at most); split it")
+            if sum(entry.file_size for entry in entries) > MAX_IMPORT_UNPACKED:
+                raise UserError(f"the zip would unpack to more than {MAX_IMPORT_UNPACKED // 2**20} MB; a collection "
+                                "is far smaller, so it is not imported")
+            originals = {}
+            for entry in entries:
+                parts = entry.filename.split("/")
+                if len(parts) >= 2 and parts[-2] == ORIGINALS and "." in parts[-1]:
+                    originals[parts[-1].split(".")[0]] = entry
+            report = {"added": 0, "already": 0, "skipped": 0, "conflicts": 0, "notes": []}
+            for entry in entries:
+                label = _entry_label(entry.filename)
+                if label is None:
+                    # The marker, originals (read with their pictures) and anything else: never written as given.
+                    if not entry.filename.endswith(MARKER) and f"/{ORIGINALS}/" not in f"/{entry.filename}":
+                        report["skipped"] += 1
+                    continue
+                try:
+                    data = _read_entry(archive, entry)
+                    prepared, original, suffix = _picture_from_entry(data, entry.filename)
+                    if original is None:
+                        stem = pathlib.PurePosixPath(entry.filename).stem
+                        if stem in originals:
+                            original = _read_entry(archive, originals[stem])
+                            suffix = pathlib.PurePosixPath(originals[stem].filename).suffix.lower()
+                            if suffix not in ORIGINAL_SUFFIXES.values():
+                                original = None
+                    _, added = self.add_prepared(prepared, label, original=original, original_suffix=suffix)
+                    report["added" if added else "already"] += 1
+                except Full as error:
+                    raise Full(f"{error} (imported {report['added']} before it filled)") from None
+                except UserError as error:
+                    report["conflicts" if isinstance(error, LabelledOtherwise) else "skipped"] += 1
+                    if len(report["notes"]) < 5:
+                        report["notes"].append(f"{entry.filename}: {error}")
+        return report
+
+
+def _entry_label(name):
+    """The digit an entry is filed under (`[prefix/]<digit>/<file>`), or None; names are never used as paths."""
+    parts = name.replace("\\", "/").split("/")
+    if len(parts) < 2 or parts[-2] not in DIGITS or not parts[-1] or parts[-1].startswith("."):
+        return None
+    if pathlib.PurePosixPath(parts[-1]).suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"):
+        return None
+    return parts[-2]
+
+
+def _read_entry(archive, entry):
+    """An entry's bytes, reading at most the bound whatever its header claims; a bomb-like entry is refused."""
+    if entry.file_size > MAX_ORIGINAL_BYTES:
+        raise UserError(f"over {MAX_ORIGINAL_BYTES // 2**20} MB unpacked")
+    if entry.file_size > 64 * 1024 and entry.file_size > MAX_COMPRESSION_RATIO * max(1, entry.compress_size):
+        raise UserError("compressed far more than any picture (a zip bomb?)")
+    try:
+        with archive.open(entry) as stream:
+            data = stream.read(MAX_ORIGINAL_BYTES + 1)
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError, zlib.error) as error:
+        # A damaged entry (a bad checksum, broken compressed data), an encrypted one or an unknown compression.
+        raise UserError(f"cannot be read from the zip ({type(error).__name__}: {str(error)[:80]})") from None
+    if len(data) > MAX_ORIGINAL_BYTES:
+        raise UserError(f"over {MAX_ORIGINAL_BYTES // 2**20} MB unpacked")
+    return data
+
+
+def _picture_from_entry(data, name):
+    """(prepared, original bytes or None, suffix): a 28x28 grey PNG is taken as prepared, any other picture prepared."""
+    from firstnet import predict
+
+    image = predict.open_image(data, name=name)
+    if image.size == (28, 28) and image.mode == "L":  # A prepared digit, as an export holds it.
+        return np.asarray(image, dtype=np.uint8), None, ".png"
+    prepared, suffix = prepare_upload(data, name)
+    return prepared, data, suffix
+
+
+def _write_bytes(path, data, sync=True):
+    with runs.atomic_path(path, sync=sync) as temporary:
+        temporary.write_bytes(data)
+
+
+def read_pictures(root):
+    """Every picture of a collection: images (n, 28, 28) uint8, labels (n,) uint8 and ids, in id order per digit."""
+    from firstnet import predict
+
+    root = pathlib.Path(root)
+    images, labels, ids = [], [], []
+    for label in DIGITS:
+        folder = root / label
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() not in predict.IMAGE_SUFFIXES or path.name.startswith("."):
+                continue
+            try:
+                image = predict.open_image(path)
+            except UserError:
+                if not path.exists():
+                    continue  # Deleted from the page while the collection was being read.
+                raise
+            # A collection's own pictures are prepared already; a photo filed by hand is prepared as the page would.
+            is_prepared = image.size == (28, 28) and image.mode == "L"
+            pixels = np.asarray(image, dtype=np.uint8) if is_prepared else predict.prepare_file(path)
+            images.append(pixels)
+            labels.append(int(label))
+            ids.append(path.stem)
+    if not images:
+        raise UserError(f"{root}: the collection is empty; add pictures on the page (`firstnet serve --collection "
+                        f"{root}`) first")
+    return np.stack(images), np.array(labels, dtype=np.uint8), ids
+
+
+def held_out_split(labels, fraction=0.2, seed=HELD_OUT_SEED):
+    """Indices (train, held_out): `fraction` of each digit held out, chosen by `seed`, at least one of any digit with 2+."""
+    labels = np.asarray(labels)
+    shuffling = np.random.default_rng(seed)
+    train, held = [], []
+    for digit in range(10):
+        members = np.flatnonzero(labels == digit)
+        if not len(members):
+            continue
+        order = members[shuffling.permutation(len(members))]
+        count = max(1, round(len(members) * fraction)) if len(members) >= 2 and fraction > 0 else 0
+        held += list(order[:count])
+        train += list(order[count:])
+    return np.array(sorted(train), dtype=np.int64), np.array(sorted(held), dtype=np.int64)
+
+
+def load_collection(root, for_scoring=False):
+    """A collection as an `Mnist` of digits (labels are the folder digits, whichever digits are present).
+
+    For scoring every picture is the test set; for training the same seeded fifth of each digit is held out.
+    """
+    from firstnet.data.arrays import Mnist
+
+    images, labels, _ = read_pictures(root)
+    train, held = (np.arange(len(labels)), np.arange(len(labels))) if for_scoring else held_out_split(labels)
+    return Mnist(images[train], labels[train], images[held], labels[held],
+                 source=f"the class collection {root} ({len(labels)} pictures)", preparation="mnist")
+
+
+def shifted_digits(images, labels, count=1000, seed=0, writers=8):
+    """Real digits redrawn as other writers might: thicker or thinner strokes, slanted, shifted off centre.
+
+    Deterministic for a seed: each digit is given to one of `writers` writers, and each writer has a style of their
+    own (stroke width, slant, shift, a little turn). Returns (images, labels) of `count` digits, 28x28 uint8 like
+    MNIST's, as a collection holds them. Used to make a collection from real digits for the lesson and the tests.
+    """
+    from PIL import Image
+
+    shuffling = np.random.default_rng(seed)
+    chosen = shuffling.choice(len(images), size=min(count, len(images)), replace=False)
+    styles = [{"stroke": int(shuffling.integers(-1, 3)), "slant": float(shuffling.uniform(-0.4, 0.4)),
+               "shift": (int(shuffling.integers(-3, 4)), int(shuffling.integers(-3, 4))),
+               "turn": float(shuffling.uniform(-12, 12))} for _ in range(writers)]
+    made = np.empty((len(chosen), 28, 28), dtype=np.uint8)
+    for row, index in enumerate(chosen):
+        style = styles[row % writers]
+        picture = _stroke(np.asarray(images[index], dtype=np.uint8), style["stroke"])
+        drawn = Image.fromarray(picture).rotate(style["turn"], resample=Image.Resampling.BILINEAR, center=(14, 14))
+        dx, dy = style["shift"]
+        # An affine map from output to input pixels: x_in = x + slant * (y - 14) - dx, y_in = y - dy.
+        drawn = drawn.transform((28, 28), Image.Transform.AFFINE,
+                                (1.0, style["slant"], -14 * style["slant"] - dx, 0.0, 1.0, -dy),
+                                resample=Image.Resampling.BILINEAR)
+        made[row] = np.asarray(drawn, dtype=np.uint8)
+    return made, np.asarray(labels)[chosen].astype(np.uint8)
+
+
+def _stroke(picture, change):
+    """Strokes made thicker (change > 0, a 3x3 maximum per step) or thinner (change < 0, a cross-shaped minimum)."""
+    for _ in range(abs(change)):
+        padded = np.pad(picture, 1)
+        shifted = [padded[1 + dy:29 + dy, 1 + dx:29 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                   if change > 0 or dx == 0 or dy == 0]
+        picture = np.max(shifted, axis=0) if change > 0 else np.min(shifted, axis=0)
+    return picture
+
+
+def write_digits(root, images, labels):
+    """Add prepared 28x28 digits to the collection at `root` (made if new); returns how many were new."""
+    collection = Collection(root, sync=False)
+    return sum(collection.add_prepared(image, int(label))[1] for image, label in zip(images, labels))
+
+
+def temporary_export(collection):
+    """The collection exported into a temporary file (for a download), and a function that removes it."""
+    folder = tempfile.mkdtemp(prefix="firstnet-export-")
+    path = collection.export_zip(os.path.join(folder, "collection.zip"))
+    return path, lambda: shutil.rmtree(folder, ignore_errors=True)
