@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from firstnet import cli, data as mnist_data, model as firstnet_model, train
+from firstnet import cli, model as firstnet_model, train
 
 # The convnet's fast path and the numbers asserted here are the compiled JAX loop's; model.fit trains the same
 # network on every backend, but too slowly on a CPU for the suite.
@@ -60,11 +60,18 @@ def convnet_run(tmp_path_factory, mnist):
 def test_the_convnet_trains_on_real_mnist_fast_and_well(convnet_run):
     result, _ = convnet_run
     metrics = result.metrics
-    # Measured (seed 0, 2-core machine, shared): 0.9768 from 12,000 digits in 3 epochs (fit 7.7 s); the full set
-    # reaches 0.9902 (benchmarks/convnet.py asserts the 99.2% goal, where it is reached).
-    assert metrics["test_accuracy"] >= 0.97
+    # 12,000 digits, 3 epochs: a quick check for the tests below (the full set is the next test's).
+    assert metrics["test_accuracy"] >= 0.975
     assert metrics["model"] == "convnet" and metrics["image_shape"] == [28, 28] and metrics["loop"] == "compiled"
     assert "convolutions as matrix products" in metrics["speedups"] and not metrics["fallbacks"]
+
+
+def test_the_recipe_passes_99_2_percent_on_the_full_mnist(mnist, tmp_path):
+    # The lesson's promise, on all 60,000 training digits: seeds 0, 1 and 2 reached 0.9928, 0.9927 and 0.9933
+    # (benchmarks/CONVNET.md, which also times it against its peers). Seed 0 is checked here, in seconds, not timed.
+    config = train.TrainConfig(**train.CONVNET, seed=0, runs_root=str(tmp_path), verbose=0)
+    metrics = train.train(config, data=mnist).metrics
+    assert metrics["test_accuracy"] >= 0.992 and metrics["train_samples"] == 60000 and metrics["data_full"]
 
 
 def test_the_same_seed_gives_the_same_convnet(convnet_run, mnist, tmp_path):

@@ -91,6 +91,33 @@ def test_a_colour_set_of_another_size_stays_colour_and_trains(tmp_path, mnist):
     assert metrics["test_accuracy"] >= 0.88 and metrics["image_shape"] == [36, 36, 3]
 
 
+def test_explore_and_show_read_any_set_with_its_class_names(tmp_path, mnist, capsys):
+    write_class_folders(tmp_path / "set" / "train", mnist.x_train[:200], mnist.y_train[:200], convert=colour)
+    write_class_folders(tmp_path / "set" / "test", mnist.x_test[:100], mnist.y_test[:100], convert=colour)
+    loaded = mnist_data.load_mnist(str(tmp_path / "set"))
+    first = int(loaded.y_train[0])
+    assert cli.main(["explore", "--data", str(tmp_path / "set"), "--index", "0"]) == 0
+    said = capsys.readouterr().out
+    # The counts are by class name, in the loader's order, and they add up to the training set.
+    counted = dict(item.split(":") for item in said.split("labels counted (train)")[1].splitlines()[0].split())
+    assert list(counted) == list(loaded.class_names) and sum(map(int, counted.values())) == 200
+    assert "train_images.shape                      (200, 36, 36, 3)" in said
+    assert f"(label {first}, {loaded.class_names[first]}), 36 rows of 36 pixels, red channel" in said
+    # The red channel's numbers, row by row, exactly as loaded.
+    pixel_rows = said.split("red channel, 0 = none, 255 = full:\n")[1].splitlines()[:36]
+    np.testing.assert_array_equal(np.array([row.split() for row in pixel_rows], dtype=int), loaded.x_train[0][..., 0])
+
+    assert cli.main(["show", "0", "--grid", "1x3", "--data", str(tmp_path / "set")]) == 0
+    drawn = capsys.readouterr().out.splitlines()
+    assert f"0: {first}: {loaded.class_names[first]}"[:14] in drawn[2] and max(map(len, drawn)) <= 80
+    assert cli.main(["show", "1", "--out", str(tmp_path / "one.png"), "--data", str(tmp_path / "set")]) == 0
+    assert (tmp_path / "one.png").stat().st_size > 1000
+    # tensors is the tutorial's 28x28 vocabulary: a 36x36 colour set is one line and exit 2.
+    assert cli.main(["tensors", "--data", str(tmp_path / "set")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "36x36 colour" in error[0] and "firstnet explore" in error[0]
+
+
 def test_one_folder_layout_holds_out_a_fifth_and_evaluate_scores_all(tmp_path, mnist):
     write_class_folders(tmp_path / "flat", mnist.x_test[:500], mnist.y_test[:500])
     for_training = mnist_data.load_path(tmp_path / "flat")
@@ -163,7 +190,7 @@ def write_idx(path, array):
         stream.write(header + array.astype(np.uint8).tobytes())
 
 
-def test_fashion_mnist_by_name_from_keras_cache_and_offline_line(monkeypatch, mnist):
+def test_fashion_mnist_by_name_from_keras_cache_and_offline_line(monkeypatch, mnist, capsys):
     # Keras reads $KERAS_HOME once, at import: the tests' isolated Keras home (conftest.py) is the cache here.
     monkeypatch.setenv("FIRSTNET_OFFLINE", "1")
     cache = named.keras_datasets_folder() / "fashion-mnist"
@@ -183,6 +210,12 @@ def test_fashion_mnist_by_name_from_keras_cache_and_offline_line(monkeypatch, mn
     np.testing.assert_array_equal(loaded.y_test, mnist.y_test[:50])
     assert loaded.class_names == named.FASHION_CLASSES and loaded.class_names[5] == "sandal"
     assert not loaded.is_full and loaded.dataset == "fashion_mnist"
+    # The lesson's other commands take the set by name too, and say its classes' names.
+    assert cli.main(["show", "0", "--dataset", "fashion_mnist"]) == 0
+    assert f"label {mnist.y_train[0]}: {named.FASHION_CLASSES[mnist.y_train[0]]}" in capsys.readouterr().out
+    assert cli.main(["explore", "--dataset", "fashion_mnist"]) == 0
+    assert "t-shirt/top:" in capsys.readouterr().out.lower()
+    assert cli.main(["tensors", "--dataset", "fashion_mnist"]) == 0
     import shutil
 
     shutil.rmtree(cache)

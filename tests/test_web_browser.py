@@ -1,6 +1,7 @@
 """The playground end to end: the real `firstnet serve`, Debian's headless Chromium, a digit drawn with the mouse."""
 
 import http.client
+import contextlib
 import os
 import pathlib
 import shutil
@@ -20,13 +21,12 @@ CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
                   "--window-size=1400,900")
 
 
-@pytest.fixture(scope="module")
-def server(trained_run, tmp_path_factory):
-    """`python -m firstnet serve` on a free port of 127.0.0.1; yields the URL it prints."""
-    folder = tmp_path_factory.mktemp("serve")
-    process = subprocess.Popen([sys.executable, "-m", "firstnet", "serve", "--model", str(trained_run.run_dir), "--port", "0"],
-                               cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+@contextlib.contextmanager
+def serving(*arguments, cwd, env=None):
+    """`python -m firstnet serve ARGUMENTS --port 0` while the block runs; yields (its URL, what it printed first)."""
+    process = subprocess.Popen([sys.executable, "-m", "firstnet", "serve", *map(str, arguments), "--port", "0"],
+                               cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"})
     transcript = []
     try:
         for line in process.stdout:
@@ -37,8 +37,7 @@ def server(trained_run, tmp_path_factory):
             raise AssertionError("firstnet serve stopped before printing its URL:\n" + "".join(transcript))
         url = line.split()[2]
         assert url.startswith("http://127.0.0.1:"), line
-        assert any(f"model: {trained_run.run_dir}" in seen for seen in transcript), transcript
-        yield url
+        yield url, transcript
     finally:
         process.terminate()
         try:
@@ -46,6 +45,14 @@ def server(trained_run, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(trained_run, tmp_path_factory):
+    """`python -m firstnet serve` on a free port of 127.0.0.1; yields the URL it prints."""
+    with serving("--model", trained_run.run_dir, cwd=tmp_path_factory.mktemp("serve")) as (url, transcript):
+        assert any(f"model: {trained_run.run_dir}" in seen for seen in transcript), transcript
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ def parse_args(description):
                         help="stop each epoch after this many batches (for quick checks, not for timing)")
     parser.add_argument("--target", type=float, default=0.992,
                         help="test accuracy whose first arrival the convnet peers time (default 0.992)")
+    parser.add_argument("--stop-at-target", action="store_true",
+                        help="end the recipe at the epoch that first reaches --target (its time to target is the same)")
     return parser.parse_args()
 
 

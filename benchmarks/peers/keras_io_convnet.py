@@ -45,6 +45,7 @@ class TimeToTarget(keras.callbacks.Callback):
         self.accuracies.append(accuracy)
         if self.reached is None and accuracy >= args.target:
             self.reached = started - self.paused
+            self.model.stop_training = args.stop_at_target
         self.paused += clock.seconds() - started
 
 

@@ -67,6 +67,8 @@ for epoch in range(args.epochs):
     if reached is None and accuracy >= args.target:
         reached = started - paused
     paused += clock.seconds() - started
+    if reached is not None and args.stop_at_target:
+        break
 print_result(backend="torch", import_seconds=import_seconds, fit_seconds=clock.seconds() - fit_started - paused,
              test_accuracy=accuracies[-1], accuracies=accuracies, seconds_to_target=reached,
              process_seconds=clock.seconds() - paused, paused_seconds=paused)

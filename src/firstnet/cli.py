@@ -9,7 +9,7 @@ import os
 import pathlib
 import sys
 
-from firstnet import __version__, choices
+from firstnet import __version__, bias, choices, finetune, kit
 from firstnet.errors import UserError
 
 
@@ -69,7 +69,10 @@ def png_path(text):
     return pathlib.Path(text)
 
 
-def add_data_flag(parser):
+def add_data_flag(parser, named=False):
+    if named:
+        parser.add_argument("--dataset", choices=choices.DATASETS,
+                            help="a dataset by name, from keras's cache or download: mnist or fashion_mnist")
     parser.add_argument("--data", metavar="PATH", help="MNIST to use: mnist.npz, or a folder of IDX, PNG or CSV files; or "
                         "your own pictures, one folder per class (FOLDER/train/<class>/ and FOLDER/test/<class>/, or "
                         "FOLDER/<class>/) (default: $FIRSTNET_DATA, keras's cache, a download, or the bundled "
@@ -98,7 +101,7 @@ def from_recipe(value, preset, name):
     return value
 
 
-def add_train_flags(parser):
+def add_train_flags(parser, named=False):
     """The flags shared by `train` and its from-scratch twin: the tutorial's recipe is the default."""
     parser.add_argument("--epochs", type=positive_int, help="passes over the training set (default 5; train --fast: 2)")
     parser.add_argument("--batch-size", type=positive_int, default=DefaultInt(128),
@@ -112,14 +115,14 @@ def add_train_flags(parser):
                         help="fraction of training digits held out to watch for overfitting, like 0.1 (default 0)")
     parser.add_argument("--seed", type=non_negative_int, help="same seed, same machine, same backend: same metrics")
     parser.add_argument("--run-dir", metavar="DIR", help="where to save the run (default runs/<date>_<time>)")
-    add_data_flag(parser)
+    add_data_flag(parser, named)
     parser.add_argument("--quiet", action="store_true", help="no progress bar, only the final scores")
 
 
 def command_explore(args):
     from firstnet import data as mnist_data, explore
 
-    dataset = mnist_data.load_mnist(args.data)
+    dataset = mnist_data.load_mnist(args.data, dataset=args.dataset)
     # The pixels first: an --index out of range is an error before anything is printed.
     pixels = explore.pixel_values(dataset, args.index) if args.index is not None else None
     print(explore.format_rows(explore.explore(dataset)))
@@ -129,33 +132,10 @@ def command_explore(args):
 
 
 def command_show(args):
-    from firstnet import data as mnist_data, plots, runs
+    from firstnet import data as mnist_data, explore
 
-    dataset = mnist_data.load_mnist(args.data)
-    images, labels = (dataset.x_test, dataset.y_test) if args.split == "test" else (dataset.x_train, dataset.y_train)
-    rows, columns = args.grid or (1, 1)
-    count = rows * columns
-    if not 0 <= args.index <= len(images) - count:
-        last = len(images) - count
-        raise UserError(f"index {args.index}: out of range; the {args.split} set has {len(images)} images, so use 0 to {last}")
-    chosen = images[args.index : args.index + count]
-    titles = [f"{args.split}_images[{args.index + i}]: {labels[args.index + i]}" for i in range(count)]
-    if args.out:
-        if count == 1:
-            figure = plots.digit_figure(chosen[0], title=f"{titles[0].split(':')[0]}, label {labels[args.index]}")
-        else:
-            figure = plots.grid_figure(chosen, [f"#{args.index + i}: {labels[args.index + i]}" for i in range(count)],
-                                       rows, columns, suptitle=f"{args.split} digits {args.index}..{args.index + count - 1}")
-        runs.save_figure(figure, args.out)
-        print(f"saved {args.out}")
-    elif count == 1:
-        print(f"{titles[0].split(':')[0]}, label {labels[args.index]}")
-        print(plots.unicode_digit(chosen[0]))
-    else:
-        # Short titles (index: label) under one heading, so that five digits fit across 80 columns.
-        print(f"{args.split}_images[{args.index}..{args.index + count - 1}], each titled index: label")
-        print()
-        print(plots.unicode_grid(chosen, [f"{args.index + i}: {labels[args.index + i]}" for i in range(count)], columns))
+    dataset = mnist_data.load_mnist(args.data, dataset=args.dataset)
+    print(explore.show(dataset, args.index, split=args.split, grid=args.grid or (1, 1), out=args.out))
 
 
 def train_config(args, preset=None):
@@ -177,6 +157,8 @@ def train_config(args, preset=None):
 def command_train(args):
     from firstnet import startup
 
+    if args.from_run:
+        return finetune.command(args)
     # --resume RUN goes on with that run's own recipe and data (checkpoints.py), so other training flags are refused.
     data_path = resumed_data(args) if args.resume else args.data
     # Start-up tuning lives in startup.py: MNIST is read while Keras imports, and a helper process draws figures.
@@ -262,6 +244,7 @@ def command_evaluate(args):
     kind = "digit" if names is None or dataset.dataset == "mnist" else "class"
     print(f"confusion matrix (rows: true {kind}, columns: predicted {kind}):")
     print(evaluate.format_confusion(scores["confusion"], names))
+    bias.evaluate_command(args, model_path, run_metrics, dataset, scores)  # A class collection: beside MNIST's score.
 
 
 def command_predict(args):
@@ -323,7 +306,8 @@ def short_name(name, limit=14):
 def command_serve(args):
     from firstnet.web import server
 
-    server.serve(model=args.model, host=args.host, port=args.port, runs_root=args.root, train=args.train)
+    server.serve(model=args.model, host=args.host, port=args.port, runs_root=args.root, train=args.train, data=args.data,
+                 collection=args.collection)
 
 
 def command_scratch(args):
@@ -341,7 +325,7 @@ def command_tensors(args):
 
     if args.out is not None:
         tensors.figure_folder(args.out)
-    found = tensors.examples(mnist_data.load_mnist(args.data))
+    found = tensors.examples(mnist_data.load_mnist(args.data, dataset=args.dataset))
     print(tensors.format_table(found))
     if args.out is not None:
         written = tensors.save_figures(found, args.out)
@@ -367,7 +351,7 @@ def build_parser():
 
     explore = commands.add_parser("explore", parents=[common], help="the data's shapes and values, as the tutorial explores them")
     explore.add_argument("--index", type=non_negative_int, help="also print this training image's 28x28 pixel values")
-    add_data_flag(explore)
+    add_data_flag(explore, named=True)
     explore.set_defaults(handler=command_explore)
 
     show = commands.add_parser("show", parents=[common], help="look at a digit (PNG with --out, else text art)")
@@ -375,11 +359,11 @@ def build_parser():
     show.add_argument("--split", choices=("train", "test"), default="train")
     show.add_argument("--grid", type=grid_shape, help="show ROWSxCOLUMNS digits starting at INDEX, like 5x5")
     show.add_argument("--out", type=png_path, help="save the picture as this PNG file")
-    add_data_flag(show)
+    add_data_flag(show, named=True)
     show.set_defaults(handler=command_show)
 
     train = commands.add_parser("train", parents=[common], help="train the tutorial's network and save a run folder")
-    add_train_flags(train)
+    add_train_flags(train, named=True)
     train.add_argument("--devices", metavar="N|all",
                        help="train data-parallel on N devices, or all that JAX sees (keras.distribution; default 1)")
     train.add_argument("--loop", choices=choices.LOOPS,
@@ -392,16 +376,16 @@ def build_parser():
                        help="dense: the tutorial's Dense(512) network (the default); convnet: the next lesson, a "
                             "convolutional network past 99.2%% on MNIST with its own recipe (3 epochs, adam at 0.004 "
                             "falling to 0 along a cosine, batch 128); flags given still override it")
-    train.add_argument("--dataset", choices=choices.DATASETS,
-                       help="a dataset by name, from keras's cache or download: mnist or fashion_mnist")
     train.add_argument("--fast", action="store_true",
                        help="not the tutorial's recipe: a shorter one that reaches the same accuracy sooner (2 epochs, "
                             "learning rate 0.004 falling to 0 along a cosine)")
+    finetune.add_flags(train)  # --from RUN --data COLLECTION: fine-tune on the class's own digits (finetune.py).
     train.set_defaults(handler=command_train)
 
     evaluate = commands.add_parser("evaluate", parents=[common], help="reload a saved model and score it on the test digits")
     evaluate.add_argument("model", nargs="?", help="a run folder or a model.keras file (default: the newest run)")
     add_data_flag(evaluate)
+    bias.add_flags(evaluate)  # --out PNG, for `evaluate --data COLLECTION` (bias.py).
     evaluate.set_defaults(handler=command_evaluate)
 
     predict = commands.add_parser("predict", parents=[common], help="read your own digit from a photo or drawing")
@@ -422,6 +406,8 @@ def build_parser():
     serve.add_argument("--root", default="runs", help="folder holding the runs (default runs)")
     serve.add_argument("--train", action="store_true",
                        help="with no trained model yet, train one now with the tutorial's recipe (the page shows progress)")
+    add_data_flag(serve)
+    serve.add_argument("--collection", metavar="DIR", help="the class's digits, added on the page (default: collection/)")
     serve.set_defaults(handler=command_serve)
     scratch = commands.add_parser("scratch", parents=[common],
                                   help="the same network trained by a from-scratch NumPy twin; same run folder as train")
@@ -431,7 +417,7 @@ def build_parser():
                                   help="the tutorial's tensor vocabulary (scalar to 5-D video) with real MNIST arrays")
     tensors.add_argument("--out", type=pathlib.Path, metavar="DIR",
                          help="also save figures here: vocabulary.png, images.png, video_filmstrip.png, video.gif")
-    add_data_flag(tensors)
+    add_data_flag(tensors, named=True)
     tensors.set_defaults(handler=command_tensors)
 
     look = commands.add_parser("look", parents=[common],
@@ -440,6 +426,7 @@ def build_parser():
     look.add_argument("--root", default="runs", help="folder holding the runs, for the default (default runs)")
     add_data_flag(look)
     look.set_defaults(handler=command_look)
+    kit.add_command(commands, common)  # firstnet kit DIR: the classroom kit for laptops with no internet (kit.py).
     return parser
 
 

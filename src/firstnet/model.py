@@ -44,25 +44,29 @@ def build_convnet(input_shape, num_classes, **ignored):
     Each Conv2D slides 3x3 filters over the image, so one filter finds its pattern (an edge, a stroke's end)
     wherever it is; max pooling halves the resolution, so the second convolution sees patterns of patterns over
     a wider field. Batch normalization rescales each filter's output to a steady range during training, which
-    lets a large learning rate work from the first step: that is what makes a few epochs enough. The dense
-    layer's `hidden_units` do not apply; the convnet has no hidden dense layer.
+    lets a large learning rate work from the first step: that is what makes a few epochs enough. Each block
+    pools before it normalizes: the normalization and the ReLU then work on a quarter of the numbers, and
+    pooling then ReLU is the same as ReLU then pooling. The dense layer's `hidden_units` do not apply; the
+    convnet's hidden dense layer has 128 units.
     """
     height, width, *channels = input_shape
     return keras.Sequential(
         [
             keras.Input(shape=(height, width, channels[0] if channels else 1), name="image"),
             layers.Conv2D(32, 3, use_bias=False, name="conv1"),
+            layers.MaxPooling2D(name="pool1"),
             layers.BatchNormalization(momentum=0.9, name="norm1"),
             layers.ReLU(name="relu1"),
-            layers.MaxPooling2D(name="pool1"),
             layers.Conv2D(64, 3, use_bias=False, name="conv2"),
+            layers.MaxPooling2D(name="pool2"),
             layers.BatchNormalization(momentum=0.9, name="norm2"),
             layers.ReLU(name="relu2"),
-            layers.MaxPooling2D(name="pool2"),
             layers.Flatten(name="flatten"),
-            layers.Dropout(0.25, name="dropout1"),
+            # Light dropout: with only three epochs, heavier dropout (keras-io uses 0.5) leaves the net short of
+            # what it could learn, and batch normalization already regularizes.
+            layers.Dropout(0.1, name="dropout1"),
             layers.Dense(128, activation="relu", name="dense"),
-            layers.Dropout(0.25, name="dropout2"),
+            layers.Dropout(0.1, name="dropout2"),
             layers.Dense(num_classes, activation="softmax", name="digits"),
         ],
         name="firstnet_convnet",

@@ -114,9 +114,26 @@ def confusion_figure(confusion, title="test digits: true label vs prediction", c
     return figure
 
 
-def unicode_digit(image, pixel_width=2):
-    """A 28x28 digit as 28 lines of shaded blocks (two characters a pixel look square), for a terminal."""
+def text_sized(image):
+    """A picture as a terminal draws it: grey (a colour picture's mean over its channels) and 28x28.
+
+    A picture of another size is sampled at 28 evenly spaced rows and columns (nearest pixel), so that a
+    64-pixel photo still fits 80 columns; MNIST's own digits pass unchanged.
+    """
     image = np.asarray(image, dtype=np.float64)
+    if image.ndim == 3:
+        image = image.mean(axis=-1)
+    if image.shape != (IMAGE_SIDE, IMAGE_SIDE):
+        rows = np.linspace(0, image.shape[0] - 1, IMAGE_SIDE).round().astype(int)
+        columns = np.linspace(0, image.shape[1] - 1, IMAGE_SIDE).round().astype(int)
+        image = image[np.ix_(rows, columns)]
+    return image
+
+
+def unicode_digit(image, pixel_width=2):
+    """A digit (or any picture, made 28x28 grey) as 28 lines of shaded blocks (two characters a pixel look
+    square), for a terminal."""
+    image = text_sized(image)
     levels = np.clip((image / 256 * len(SHADES)).astype(int), 0, len(SHADES) - 1)
     return "\n".join("".join(SHADES[level] * pixel_width for level in row).rstrip() for row in levels)
 
@@ -128,7 +145,7 @@ COMPACT_WIDTH = 14  # Characters a digit takes in a grid: 28 pixels, two a chara
 
 def compact_digit(image):
     """A 28x28 digit as 14 lines of 14 quarter-block characters, ink where `unicode_digit` shows any."""
-    ink = np.asarray(image, dtype=np.float64) >= 256 / len(SHADES)
+    ink = text_sized(image) >= 256 / len(SHADES)
     quarters = ink.reshape(IMAGE_SIDE // 2, 2, IMAGE_SIDE // 2, 2)
     codes = quarters[:, 0, :, 0] * 1 + quarters[:, 0, :, 1] * 2 + quarters[:, 1, :, 0] * 4 + quarters[:, 1, :, 1] * 8
     return "\n".join("".join(QUADRANTS[code] for code in row).rstrip() for row in codes)

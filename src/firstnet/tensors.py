@@ -7,6 +7,8 @@ import types
 
 import numpy as np
 
+from firstnet.errors import UserError
+
 IMAGE_SIZE = 28
 
 
@@ -72,6 +74,12 @@ def training_arrays(data):
     if isinstance(data, types.ModuleType) and data is mnist_data:
         data = mnist_data.load_mnist()
     if isinstance(data, mnist_data.Mnist):
+        if data.x_train.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            shape = "x".join(str(side) for side in data.x_train.shape[1:3])
+            colour = "colour" if data.x_train.ndim == 4 else "grey"
+            raise UserError(f"tensors shows the tutorial's vocabulary on 28x28 grey pictures (MNIST, Fashion-MNIST, "
+                            f"or a folder of such pictures); {data.source} holds {shape} {colour} pictures. Try "
+                            f"`firstnet explore` for its shapes")
         return data.x_train, data.y_train
     try:
         (train_images, train_labels), (_, _) = data

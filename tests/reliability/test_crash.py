@@ -10,7 +10,6 @@ import errno
 import hashlib
 import json
 import os
-import pathlib
 import random
 import signal
 import subprocess

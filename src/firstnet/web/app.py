@@ -1,4 +1,4 @@
-"""The web playground's FastAPI app: the page, `POST /api/predict`, `GET /api/model`, `POST /api/train`, and offline docs."""
+"""The web playground's FastAPI app: the page, `POST /api/predict`, `GET /api/model`, training (live_routes.py), and offline docs."""
 
 import base64
 import binascii
@@ -13,13 +13,14 @@ from starlette import concurrency
 
 from firstnet import __version__, runs
 from firstnet.errors import UserError
-from firstnet.web import limits, network as web_network, trainer as web_trainer
+from firstnet.web import collection as web_collection, knobs as web_knobs, limits, live, live_routes, network as web_network
 
 STATIC = pathlib.Path(__file__).parent / "static"
 # The page loads nothing from elsewhere; the browser is told so, which also proves it in a classroom without internet.
 PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
                "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 IMAGE_FIELD = "file"
+TRAIN_COMMAND = "firstnet train"
 
 PREDICT_BODY = {
     "required": True,
@@ -43,12 +44,12 @@ PREDICT_BODY = {
 
 
 class Playground:
-    """What the app holds between requests: the loaded network (or None) and the background trainer."""
+    """What the app holds between requests: the loaded network (or None) and the training from the page."""
 
-    def __init__(self, model_path, runs_root, train_flags, announce):
+    def __init__(self, model_path, runs_root, data, announce):
         self.runs_root = runs_root
         self.network = web_network.load_network(model_path, runs_root)
-        self.trainer = web_trainer.Trainer(runs_root, self.load, flags=train_flags, announce=announce)
+        self.training = live.Session(runs_root, self.load, data=data, announce=announce)
 
     def load(self, run_dir):
         self.network = web_network.load_network(run_dir, self.runs_root)
@@ -56,39 +57,42 @@ class Playground:
     def model_info(self):
         network = self.network
         info = network.info() if network is not None else {"loaded": False}
-        info["training"] = self.trainer.status()
-        info["train_command"] = web_trainer.TRAIN_COMMAND
+        info["training"] = self.training.status()
+        info["train_command"] = TRAIN_COMMAND
         info["runs_root"] = str(self.runs_root)
         return info
 
 
-def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start=False, train_flags=(), announce=None):
+def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start=False, train_knobs=None, announce=None,
+               data=None, collection=None):
     """The playground app for `model_path` (a run folder or .keras file) or, by default, the newest run in `runs_root`.
 
     With no trained model the app still starts: the page says so and offers `firstnet train` or a button that
-    trains one (`POST /api/train`); `train_on_start` starts that training as soon as the server runs.
-    `train_flags` are extra `firstnet train` flags (tests use a short run); `announce` receives progress lines.
+    trains one (`POST /api/train`); `train_on_start` starts that training as soon as the server runs, with
+    `train_knobs` (a dict of knobs.Knobs; the tutorial's recipe by default). `data` (`firstnet serve --data`) is
+    what every run trains on; `announce` receives progress lines.
     """
-    playground = Playground(model_path, runs_root, train_flags, announce)
+    playground = Playground(model_path, runs_root, data, announce)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         if train_on_start and playground.network is None:
-            playground.trainer.start()
+            playground.training.start(web_knobs.Knobs(**(train_knobs or {})))
         yield
-        playground.trainer.stop()
+        playground.training.close()
 
     # FastAPIOffline serves Swagger UI's files from the fastapi-offline package instead of a CDN: /docs works offline.
     app = fastapi_offline.FastAPIOffline(
         title="firstnet playground",
         version=__version__,
-        description="Draw a digit, and see what the tutorial's network answers. The page is at `/`.",
+        description="Draw a digit, and see what the tutorial's network answers; train one and watch it learn. "
+                    "The page is at `/` (`/?view=projector` for a projector).",
         redoc_url=None,
         lifespan=lifespan,
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.playground = playground
-    app.add_middleware(limits.BodyLimit, max_bytes=limits.MAX_BODY_BYTES)
+    app.add_middleware(limits.BodyLimit, max_bytes=limits.MAX_BODY_BYTES, larger=web_collection.LARGER_BODIES)
     app.add_middleware(limits.RequestTimeLimit, seconds=limits.REQUEST_SECONDS)
     app.mount("/static", staticfiles.StaticFiles(directory=STATIC), name="static")
 
@@ -97,15 +101,14 @@ def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start
         return responses.FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_POLICY,
                                                                       "Cache-Control": "no-cache"})
 
-    @app.get("/api/model", summary="The loaded model, its test accuracy, and any training in progress")
+    @app.get("/api/model", response_model=live_routes.ModelInfo,
+             summary="The loaded model, its test accuracy, and any training in progress")
     def model_info():
         return playground.model_info()
 
-    @app.post("/api/train", status_code=202, summary="Train a model with the tutorial's recipe in the background")
-    def train():
-        if not playground.trainer.start():
-            raise fastapi.HTTPException(409, "a model is already training; follow it with GET /api/model")
-        return playground.model_info()
+    live_routes.add_routes(app, playground)
+    # The class collection (`serve --collection DIR`, else collection/ beside the runs): web/collection.py.
+    app.include_router(web_collection.router(collection or web_collection.default_folder(runs_root)))
 
     @app.post("/api/predict", summary="Read the digit in a picture", openapi_extra={"requestBody": PREDICT_BODY},
               responses={413: {"description": "body over 2 MB"}, 422: {"description": "not an image, too large, or blank"},
@@ -116,7 +119,7 @@ def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start
         image_bytes, name = await read_image(request)
         network = playground.network
         if network is None:
-            raise fastapi.HTTPException(503, f"no trained model yet: run `{web_trainer.TRAIN_COMMAND}` and restart "
+            raise fastapi.HTTPException(503, f"no trained model yet: run `{TRAIN_COMMAND}` and restart "
                                              "`firstnet serve`, or press “Train one now” on the page")
         try:
             # Decoding and the network's arithmetic are CPU work: keep them off the event loop.
