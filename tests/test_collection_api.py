@@ -10,7 +10,7 @@ import pytest
 from fastapi import testclient
 from PIL import Image
 
-from firstnet import collection, data as mnist_data, predict
+from firstnet import collection, data as mnist_data, finetune, predict
 from firstnet.data import folders
 from firstnet.web import app as web_app
 
@@ -243,6 +243,8 @@ def test_finetune_from_the_page_makes_a_new_run_and_loads_it(trained_run, tmp_pa
             assert time.monotonic() < deadline, status
             time.sleep(0.5)
         assert status["state"] == "finished", status
+        # Progress came from the loop's own events: the last epoch to begin was the last of the recipe.
+        assert status["epoch"] == status["epochs"] == finetune.FINETUNE_EPOCHS
         assert status["result"]["from"] == str(trained_run.run_dir.resolve())
         assert status["result"]["held_out"] == len(collection.held_out_split(labels)[1])
         # The page now talks to the fine-tuned run, a new folder under the runs.

@@ -41,7 +41,12 @@ def loop(metrics):
 
 
 def data_label(metrics):
-    """The data a run trained on, short: "full MNIST", "bundled 5k", or the file or folder's name."""
+    """The data a run trained on, short: "full MNIST", "bundled 5k", the file or folder's name, or for a
+    fine-tuned run its collection and the run it started from ("our_digits+MNIST from 2026-12-01_101500")."""
+    tuned = metrics.get("finetune")
+    if tuned:
+        mixed = "+MNIST" if tuned.get("mnist_mixed") else ""
+        return f"{pathlib.Path(str(tuned.get('collection', '?'))).name}{mixed} from {pathlib.Path(str(tuned.get('from', '?'))).name}"
     if metrics.get("data_full"):
         return "full MNIST"
     source = str(metrics.get("data_source", "?"))
@@ -63,7 +68,10 @@ SETTINGS = (
 
 
 def recipe(metrics):
-    """The tutorial's recipe, `train --fast`'s, or the settings that differ from the tutorial's."""
+    """The tutorial's recipe, `train --fast`'s, the settings that differ from the tutorial's, or the run a
+    fine-tuned run started from."""
+    if metrics.get("finetune"):
+        return f"fine-tuned on {data_label(metrics)}"
     tutorial = {"hidden": "512", "optimizer": "rmsprop", "lr": "0.001", "val": "0", "batch": "128"}
     values = {header: read(metrics) for header, read, _ in SETTINGS if header != "loop"}
     changed = [f"{header} {value}" for header, value in values.items() if tutorial[header] != value]

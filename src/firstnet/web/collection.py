@@ -6,9 +6,9 @@ otherwise, 404 for an unknown id, 503 while there is no model to score or fine-t
 """
 
 import io
+import json
 import os
 import pathlib
-import re
 import subprocess
 import sys
 import threading
@@ -160,11 +160,8 @@ def _base64_png(pixels):
     return base64.b64encode(library.png_bytes(pixels)).decode("ascii")
 
 
-EPOCH_LINE = re.compile(r"Epoch (\d+)/(\d+)")
-
-
 class FineTuner:
-    """One background `firstnet train --from` at a time, in a child process so the server keeps answering.
+    """One background fine-tuning (`firstnet train --from`'s) at a time, in a child process so the server keeps answering.
 
     The child has a session of its own: a server stopped meanwhile leaves it to finish its run (seconds), whole.
     """
@@ -185,11 +182,13 @@ class FineTuner:
                 return False
             self.run_dir = runs.new_run_dir(root=runs_root)
             self.state, self.message, self.epoch, self.epochs, self.result = "running", "starting", 0, None, None
-            command = [sys.executable, "-m", "firstnet", "train", "--from", str(from_run), "--data", str(folder),
-                       "--run-dir", str(self.run_dir)]
+            # The page's training child (web/live_child.py): it reports the loop's own events, one JSON a line.
+            command = [sys.executable, "-m", "firstnet.web.live_child", "finetune", str(from_run), str(folder),
+                       str(self.run_dir)]
             # A session of its own keeps Ctrl-C in the server's terminal from reaching the child.
             self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                            encoding="utf-8", errors="replace", start_new_session=True,
+                                            stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace",
+                                            start_new_session=True,
                                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         threading.Thread(target=self._follow, args=(self.process, self.run_dir, on_finished), daemon=True).start()
         return True
@@ -197,13 +196,17 @@ class FineTuner:
     def _follow(self, process, run_dir, on_finished):
         last = []
         for line in process.stdout:
-            text = line.strip()
-            if found := EPOCH_LINE.search(text):
+            try:
+                event = json.loads(line)
+            except ValueError:  # Python's own words on standard error (a traceback): the last lines say what failed.
+                last = (last + [line.strip()])[-3:] if line.strip() else last
+                continue
+            if event.get("kind") == "epoch_begin":
                 with self.lock:
-                    self.epoch, self.epochs = int(found[1]), int(found[2])
+                    self.epoch, self.epochs = event.get("epoch", 0), event.get("epochs")
                     self.message = f"fine-tuning: epoch {self.epoch}/{self.epochs}"
-            elif text:
-                last = (last + [text])[-3:]
+            elif event.get("kind") == "error":
+                last = [event.get("text", "")]
         code = process.wait()
         metrics = runs.read_metrics(run_dir) if code == 0 else None
         if metrics is None:

@@ -1,7 +1,9 @@
 """The training process the page starts: `python -m firstnet.web.live_child KNOBS_JSON RUN_DIR [DATA]`.
 
 It runs `firstnet.train.train` with a LiveWatcher (web/watcher.py) and writes one JSON event per line on its
-standard output, and reads "pause", "resume" and "stop" lines on its standard input. A process of its own keeps
+standard output, and reads "pause", "resume" and "stop" lines on its standard input. The page's fine-tuning
+(`... live_child finetune FROM_RUN COLLECTION RUN_DIR`) runs `firstnet.finetune` the same way, its loop's events
+sent as they are. A process of its own keeps
 the server light and answering, and when it ends, every byte and thread that training used goes with it.
 """
 
@@ -53,6 +55,8 @@ def main(argv=None):
 
 
 def run(argv, send, control):
+    if argv[:1] == ["finetune"]:
+        return run_finetune(argv[1:], send)
     knobs_json, run_dir, data_path = (argv + [None])[:3]
     from firstnet.web import knobs as web_knobs
 
@@ -74,6 +78,17 @@ def run(argv, send, control):
           "test_accuracy": live_watcher.finite(metrics["test_accuracy"]),
           "test_loss": live_watcher.finite(metrics["test_loss"]),
           "epochs_completed": metrics.get("epochs_completed")})
+    return 0
+
+
+def run_finetune(argv, send):
+    """Fine-tune FROM_RUN on COLLECTION into RUN_DIR with the command line's defaults; each loop event is sent."""
+    from_run, collection, run_dir = argv
+    from firstnet import finetune
+
+    config = finetune.FinetuneConfig(from_run=from_run, data=collection, run_dir=run_dir, verbose=0)
+    result = finetune.finetune(config, watchers=[lambda event: send(event.as_json())])
+    send({"kind": "trained", "run": str(result.run_dir), "finetune": result.metrics.get("finetune")})
     return 0
 
 
