@@ -156,7 +156,7 @@ def readme(version, wheels, dependencies):
     complete = ("every package firstnet needs" if dependencies else
                 "firstnet's own wheel ONLY (made with --no-deps): install the other packages another way")
     return (f"firstnet classroom kit, for {platform_name()} with Python {version}.\n\n"
-            f"wheels/ holds {complete} ({len(wheels)} wheels); mnist.npz the full MNIST (70,000 digits).\n\n"
+            f"wheels/ holds {complete} ({len(wheels)} wheel{'' if len(wheels) == 1 else 's'}); mnist.npz the full MNIST (70,000 digits).\n\n"
             "On each laptop, with no network:\n\n"
             "    sh install.sh              # Linux and macOS: firstnet in ~/firstnet/.venv, MNIST in ~/.keras/datasets\n"
             "    powershell -ExecutionPolicy Bypass -File install.ps1   # Windows, for a kit made on Windows\n\n"
@@ -166,7 +166,7 @@ def readme(version, wheels, dependencies):
 def command(args):
     made = make_kit(args.folder, dependencies=not args.no_deps)
     size = sum(path.stat().st_size for path in made["folder"].rglob("*") if path.is_file())
-    print(f"kit: {made['folder']}/ ({size / 2**20:.0f} MB): {len(made['wheels'])} wheels for {made['platform']}, "
+    print(f"kit: {made['folder']}/ ({size / 2**20:.0f} MB): {len(made['wheels'])} wheel{'' if len(made['wheels']) == 1 else 's'} for {made['platform']}, "
           f"Python {made['python']}; mnist.npz; install.sh, install.ps1, README.txt")
     if not made["dependencies"]:
         print("note: --no-deps: only firstnet's own wheel is in it; laptops need the other packages already")
