@@ -45,9 +45,9 @@ def serve(model=None, host="127.0.0.1", port=8000, runs_root=runs.DEFAULT_RUNS_R
         """uvicorn's server, which ends the training event streams first when it stops: it waits for every response
         to end, and a stream that follows run after run (a projector's) never would, so Ctrl-C would hang."""
 
-        async def shutdown(self, sockets=None):
+        async def shutdown(self, *args, **kwargs):  # Whatever uvicorn passes, passed on as it came.
             application.state.playground.training.end_streams()
-            await super().shutdown(sockets)
+            await super().shutdown(*args, **kwargs)
 
     log = log or (lambda line: print(line, flush=True))
 
