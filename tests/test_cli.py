@@ -141,7 +141,7 @@ def test_predict_missing_or_fake_image(capsys, tmp_path, trained_run):
     fake = tmp_path / "notes.png"
     fake.write_text("a text file with a picture's name")
     line = assert_one_line_error(firstnet("predict", fake, "--model", trained_run.run_dir), capsys.readouterr(), "predict")
-    assert "notes.png: not an image Pillow can read; use a PNG, JPEG or BMP file" in line
+    assert "notes.png: not a picture firstnet reads; use a PNG, JPEG, BMP, GIF or WebP picture" in line
 
 
 def test_predict_without_any_run(capsys, tmp_path, monkeypatch, reference):

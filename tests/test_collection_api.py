@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from fastapi import testclient
+import web_clients
 from PIL import Image
 
 from firstnet import collection, data as mnist_data, finetune, predict
@@ -30,6 +30,21 @@ def add(client, picture, label, name="drawing.png"):
     return client.post("/api/collection", files={"file": (name, picture, "image/png")}, data={"label": label})
 
 
+def import_zip(client, **request):
+    """POST a zip to the import job and wait for its report; a refusal (4xx) is returned as the response itself."""
+    import time
+
+    started = client.post("/api/collection/import", **request)
+    if started.status_code != 202:
+        return started
+    deadline = time.monotonic() + 120
+    while (status := client.get("/api/collection/import").json())["state"] == "running":
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    assert status["state"] == "finished", status
+    return status["report"]
+
+
 def files_under(root):
     return sorted(str(path.relative_to(root)) for path in pathlib.Path(root).rglob("*") if path.is_file())
 
@@ -41,7 +56,7 @@ def folder(tmp_path):
 
 @pytest.fixture
 def client(trained_run, folder):
-    with testclient.TestClient(web_app.create_app(trained_run.run_dir, collection=folder)) as client:
+    with web_clients.teacher(web_app.create_app(trained_run.run_dir, collection=folder)) as client:
         yield client
 
 
@@ -56,7 +71,10 @@ def test_add_keeps_the_prepared_digit_and_the_original_and_the_folder_reader_cou
     # The picture kept is the page's own 28x28 preparation, and its id the hash of those pixels.
     assert np.array_equal(np.asarray(Image.open(saved)), prepared)
     assert item["id"] == collection.picture_id(prepared)
-    assert (folder / collection.ORIGINALS / f"{item['id']}.png").read_bytes() == first
+    # The original is kept as the drawing's pixels, re-encoded (nothing else of the file is kept), within 256x256.
+    kept = Image.open(folder / collection.ORIGINALS / f"{item['id']}.png")
+    assert max(kept.size) <= collection.ORIGINAL_SIDE
+    assert np.array_equal(np.asarray(kept.convert("L")), np.asarray(Image.open(io.BytesIO(first)).convert("L")))
     assert add(client, second, str(mnist.y_test[1])).status_code == 201
     # Every firstnet reader sees two pictures, not four: the originals are in a folder they skip.
     read = folders.load_class_folders(folder, for_scoring=True, announce=lambda line: None)
@@ -85,7 +103,7 @@ def test_bad_labels_get_422_and_nothing_is_written(client, folder, mnist, label)
 
 def test_bad_images_get_422_oversized_413_and_nothing_is_written(client, folder):
     not_an_image = add(client, b"this is not a picture", "3", name="notes.txt")
-    assert not_an_image.status_code == 422 and "not an image" in not_an_image.json()["detail"]
+    assert not_an_image.status_code == 422 and "not a picture firstnet reads" in not_an_image.json()["detail"]
     blank = add(client, png_bytes(np.full((64, 64), 255)), "3")
     assert blank.status_code == 422 and "blank" in blank.json()["detail"]
     huge = add(client, b"\x89PNG" + bytes(3 * 1024 * 1024), "3")
@@ -122,16 +140,16 @@ def test_export_then_import_twice_adds_each_picture_once(client, folder, trained
     names = zipfile.ZipFile(io.BytesIO(exported.content)).namelist()
     assert len([name for name in names if name.startswith(collection.ORIGINALS)]) == 5
     other = tmp_path / "other"
-    with testclient.TestClient(web_app.create_app(trained_run.run_dir, collection=other)) as second:
-        first = second.post("/api/collection/import", files={"file": ("c.zip", exported.content, "application/zip")})
-        assert first.status_code == 200, first.text
-        assert first.json()["added"] == 5 and first.json()["already"] == 0
-        again = second.post("/api/collection/import", content=exported.content,
-                            headers={"content-type": "application/zip"})
-        assert again.json()["added"] == 0 and again.json()["already"] == 5
+    with web_clients.teacher(web_app.create_app(trained_run.run_dir, collection=other)) as second:
+        first = import_zip(second, files={"file": ("c.zip", exported.content, "application/zip")})
+        assert first["added"] == 5 and first["already"] == 0
+        again = import_zip(second, content=exported.content, headers={"content-type": "application/zip"})
+        assert again["added"] == 0 and again["already"] == 5
         assert second.get("/api/collection").json()["total"] == 5
-    # The imported collection holds the same pictures, originals included, under the same ids.
-    assert files_under(other) == files_under(folder)
+    # The imported collection holds the same pictures, originals included, under the same ids; who added which
+    # (a browser's random id) stays on the server it was added on and is never exported.
+    assert files_under(other) == [name for name in files_under(folder) if not name.startswith(".owners/")]
+    assert not [name for name in names if "owners" in name]
 
 
 def zip_of(entries):
@@ -147,9 +165,7 @@ def test_import_is_guarded_against_traversal_bombs_and_junk(client, folder, tmp_
     bomb = bytes(30 * 1024 * 1024)  # 30 MB of zeros, a few KB compressed.
     hostile = zip_of({"../../evil/3/escape.png": digit, "/abs/3/root.png": png_bytes(mnist.x_test[1]),
                       "5/bomb.png": bomb, "4/readme.txt": b"hello", "7/broken.png": b"not a png"})
-    answer = client.post("/api/collection/import", content=hostile, headers={"content-type": "application/zip"})
-    assert answer.status_code == 200, answer.text
-    report = answer.json()
+    report = import_zip(client, content=hostile, headers={"content-type": "application/zip"})
     assert report["added"] == 2 and report["skipped"] == 3
     # Entry names are only read as a label: both pictures are filed under their digit by id, nothing elsewhere.
     assert sorted(pathlib.PurePath(name).parts[0] for name in files_under(folder) if not name.startswith(".")) == ["3", "3"]
@@ -168,7 +184,7 @@ def test_import_is_guarded_against_traversal_bombs_and_junk(client, folder, tmp_
 
 def test_a_full_collection_says_so_with_409(trained_run, folder, mnist, monkeypatch):
     monkeypatch.setattr(collection, "MAX_ITEMS", 2)
-    with testclient.TestClient(web_app.create_app(trained_run.run_dir, collection=folder)) as client:
+    with web_clients.teacher(web_app.create_app(trained_run.run_dir, collection=folder)) as client:
         assert add(client, as_drawing(mnist.x_test[0]), "7").status_code == 201
         assert add(client, as_drawing(mnist.x_test[1]), "2").status_code == 201
         full = add(client, as_drawing(mnist.x_test[2]), "1")
@@ -221,7 +237,7 @@ def test_openapi_lists_the_collection_routes(client):
 
 def test_serving_without_a_collection_creates_no_folder(trained_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with testclient.TestClient(web_app.create_app(trained_run.run_dir, runs_root=str(tmp_path / "runs"))) as client:
+    with web_clients.teacher(web_app.create_app(trained_run.run_dir, runs_root=str(tmp_path / "runs"))) as client:
         assert client.get("/api/collection").json()["total"] == 0
     assert not (tmp_path / "collection").exists()
 
@@ -234,7 +250,7 @@ def test_finetune_from_the_page_makes_a_new_run_and_loads_it(trained_run, tmp_pa
     collection.write_digits(folder, shifted, labels)
     runs_root = tmp_path / "runs"
     app = web_app.create_app(trained_run.run_dir, runs_root=str(runs_root), collection=folder)
-    with testclient.TestClient(app) as client:
+    with web_clients.teacher(app) as client:
         started = client.post("/api/collection/finetune")
         assert started.status_code == 202, started.text
         assert client.post("/api/collection/finetune").status_code == 409
@@ -256,12 +272,14 @@ def test_import_takes_photos_filed_by_digit_and_keeps_them_as_originals(client, 
     buffer = io.BytesIO()
     Image.fromarray(255 - mnist.x_test[0]).resize((120, 120)).convert("RGB").save(buffer, "JPEG", quality=95)
     photo = buffer.getvalue()
-    answer = client.post("/api/collection/import", content=zip_of({"photos/7/from_the_phone.jpg": photo}),
-                         headers={"content-type": "application/zip"})
-    assert answer.status_code == 200 and answer.json()["added"] == 1, answer.text
+    report = import_zip(client, content=zip_of({"photos/7/from_the_phone.jpg": photo}),
+                        headers={"content-type": "application/zip"})
+    assert report["added"] == 1, report
     (saved,) = (folder / "7").glob("*.png")
     assert np.array_equal(np.asarray(Image.open(saved)), predict.prepare_image(predict.open_image(photo)))
-    assert (folder / collection.ORIGINALS / f"{saved.stem}.jpg").read_bytes() == photo
+    # The photo is kept as its pixels, re-encoded as PNG: the same picture, none of the file's other bytes.
+    kept = Image.open(folder / collection.ORIGINALS / f"{saved.stem}.png")
+    assert kept.size == (120, 120) and np.array_equal(np.asarray(kept), np.asarray(Image.open(io.BytesIO(photo))))
 
 
 def test_a_damaged_zip_entry_is_skipped_with_a_note(client, folder, mnist):
@@ -270,17 +288,16 @@ def test_a_damaged_zip_entry_is_skipped_with_a_note(client, folder, mnist):
     # Flip bytes inside the second entry's compressed data: its checksum no longer matches.
     start = archive.index(b"4/bad.png") + len("4/bad.png") + 10
     archive[start:start + 20] = bytes(20)
-    answer = client.post("/api/collection/import", content=bytes(archive), headers={"content-type": "application/zip"})
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["added"] == 1 and answer.json()["skipped"] == 1
-    assert "4/bad.png" in answer.json()["notes"][0]
+    report = import_zip(client, content=bytes(archive), headers={"content-type": "application/zip"})
+    assert report["added"] == 1 and report["skipped"] == 1
+    assert "4/bad.png" in report["notes"][0]
 
 
 def test_an_import_may_be_larger_than_a_picture_upload_but_is_bounded(client, mnist):
     noise = np.random.default_rng(0).integers(0, 256, 3 * 1024 * 1024, dtype=np.uint8).tobytes()
     larger = zip_of({"3/a.png": png_bytes(mnist.x_test[0]), "notes/recording.bin": noise})
     assert len(larger) > 3 * 1024 * 1024  # Over the 2 MB a picture may be, under the import's 64 MB.
-    answer = client.post("/api/collection/import", content=larger, headers={"content-type": "application/zip"})
-    assert answer.status_code == 200 and answer.json()["added"] == 1 and answer.json()["skipped"] == 1
+    report = import_zip(client, content=larger, headers={"content-type": "application/zip"})
+    assert report["added"] == 1 and report["skipped"] == 1
     # A picture upload of the same size is still refused.
     assert add(client, larger, "3").status_code == 413

@@ -235,9 +235,9 @@ def test_a_convnet_run_streams_its_filters_and_confusion_matrices(server, mnist)
     ({"epoch": 2}, "epoch", "Extra inputs are not permitted"),
 ])
 def test_bad_knobs_get_422_saying_what_is_allowed(tmp_path, knobs, field, allowed):
-    from fastapi import testclient
+    import web_clients
 
-    with testclient.TestClient(web_app.create_app(runs_root=str(tmp_path / "runs"))) as client:
+    with web_clients.teacher(web_app.create_app(runs_root=str(tmp_path / "runs"))) as client:
         response = client.post("/api/train", json=knobs)
         assert response.status_code == 422
         problems = response.json()["detail"]

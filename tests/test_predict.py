@@ -195,7 +195,7 @@ def test_too_large_image_is_refused_from_its_header(side, expected):
 
 
 def test_non_image_and_broken_image_are_refused(tmp_path):
-    with pytest.raises(UserError, match="notes.png: not an image Pillow can read; use a PNG, JPEG or BMP file"):
+    with pytest.raises(UserError, match="notes.png: not a picture firstnet reads; use a PNG, JPEG, BMP, GIF or WebP picture"):
         predict.open_image(b"these are my notes, not a picture", name="notes.png")
     complete = encode(np.zeros((50, 50), np.uint8) + np.arange(50, dtype=np.uint8), "PNG")
     with pytest.raises(UserError, match="broken.png: the image data is broken"):

@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 import pytest
-from fastapi import testclient
+import web_clients
 from PIL import Image, ImageDraw
 
 from conftest import run_firstnet
@@ -48,7 +48,7 @@ def png_with_declared_size(width, height):
 
 @pytest.fixture(scope="module")
 def client(trained_run):
-    with testclient.TestClient(web_app.create_app(trained_run.run_dir)) as client:
+    with web_clients.teacher(web_app.create_app(trained_run.run_dir)) as client:
         yield client
 
 
@@ -206,7 +206,7 @@ def test_bodies_over_two_megabytes_get_413(client):
 
 
 @pytest.mark.parametrize("send, expected", [
-    (lambda c: post_file(c, b"this is not a picture", "notes.txt"), "not an image"),
+    (lambda c: post_file(c, b"this is not a picture", "notes.txt"), "not a picture firstnet reads"),
     (lambda c: post_file(c, png_with_declared_size(5000, 5000)), "too large"),
     (lambda c: post_file(c, png_with_declared_size(100_000, 100_000)), ""),
     (lambda c: post_file(c, png_bytes(np.full((4100, 8), 255))), "too large"),
@@ -238,7 +238,7 @@ def test_other_content_types_get_415(client):
 
 
 def test_no_model_mode_says_so_and_offers_the_command(tmp_path):
-    with testclient.TestClient(web_app.create_app(runs_root=tmp_path / "runs")) as client:
+    with web_clients.teacher(web_app.create_app(runs_root=tmp_path / "runs")) as client:
         info = client.get("/api/model").json()
         assert info["loaded"] is False and info["train_command"] == "firstnet train"
         assert client.get("/").status_code == 200
@@ -255,7 +255,7 @@ def test_training_at_start_then_predicting_then_training_again(tmp_path, mnist):
     """`firstnet serve --train` with no model: training starts with the server, the page can follow it, then predict."""
     runs_root = tmp_path / "runs"
     app = web_app.create_app(runs_root=runs_root, train_on_start=True, train_knobs={"epochs": 1, "seed": 0})
-    with testclient.TestClient(app) as client:
+    with web_clients.teacher(app) as client:
         assert client.get("/api/model").json()["training"]["state"] == "running"
         assert client.post("/api/train").status_code == 409
         deadline = time.monotonic() + 600

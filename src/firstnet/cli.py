@@ -307,7 +307,7 @@ def command_serve(args):
     from firstnet.web import server
 
     server.serve(model=args.model, host=args.host, port=args.port, runs_root=args.root, train=args.train, data=args.data,
-                 collection=args.collection)
+                 collection=args.collection, allow_hosts=args.allow_host, review_first=args.review_first)
 
 
 def command_scratch(args):
@@ -408,6 +408,10 @@ def build_parser():
                        help="with no trained model yet, train one now with the tutorial's recipe (the page shows progress)")
     add_data_flag(serve)
     serve.add_argument("--collection", metavar="DIR", help="the class's digits, added on the page (default: collection/)")
+    serve.add_argument("--allow-host", metavar="NAME", action="append", default=[],
+                       help="a name this server answers to besides its addresses (e.g. teacher-laptop.local); repeatable")
+    serve.add_argument("--review-first", action="store_true",
+                       help="students' pictures wait for the teacher's review before they join the collection")
     serve.set_defaults(handler=command_serve)
     scratch = commands.add_parser("scratch", parents=[common],
                                   help="the same network trained by a from-scratch NumPy twin; same run folder as train")

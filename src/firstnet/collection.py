@@ -34,6 +34,9 @@ ID_PATTERN = re.compile(rf"^[0-9a-f]{{{ID_LENGTH}}}$")
 # classes while keeping a collection small enough to list, export and train on in seconds.
 MAX_ITEMS = 5000
 MAX_ORIGINAL_BYTES = 2 * 1024 * 1024  # The page's upload limit (web/limits.py): a digit needs far less.
+# An original is kept as a PNG of at most this many pixels a side: under 200 KB even for a noisy colour photo, so
+# a full collection's originals stay under 1 GB, and the teacher can still see what was drawn.
+ORIGINAL_SIDE = 256
 # A zip to import: its size on the wire, how many entries and how much it may unpack to (a zip bomb claims far more).
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 MAX_IMPORT_ENTRIES = 2 * MAX_ITEMS + 16
@@ -75,23 +78,43 @@ def check_label(label):
     return text
 
 
-def prepare_upload(image_bytes, name="the picture"):
-    """A drawing's or photo's bytes as the prepared 28x28 digit, as the page and `firstnet predict` prepare it."""
+def prepare_upload(image_bytes, name="the picture", max_pixels=None):
+    """A drawing's or photo's bytes as (the prepared 28x28 digit, the original to keep, its suffix).
+
+    The original is kept re-encoded as a PNG of at most 256x256 pixels, not byte for byte: whatever a file carried
+    besides its pixels (a phone's location, trailing bytes) is dropped, and each original has a bound (ORIGINAL_SIDE).
+    """
     from firstnet import predict
 
     if len(image_bytes) > MAX_ORIGINAL_BYTES:
         raise UserError(f"{name}: {len(image_bytes) / 2**20:.1f} MB is too large; at most "
                         f"{MAX_ORIGINAL_BYTES // 2**20} MB (a digit needs far less)")
-    image = predict.open_image(bytes(image_bytes), name=name)
+    image = predict.open_image(bytes(image_bytes), name=name, max_pixels=max_pixels)
     grey = predict.to_grey(image)
     if grey.max() - grey.min() < 32:
         raise UserError(f"{name}: the picture is blank; draw a digit first (or upload a photo of one)")
+    return predict.prepare_image(image), original_png(image), ".png"
+
+
+def original_png(image):
+    """The picture as it was drawn or photographed, shrunk to fit ORIGINAL_SIDE, as PNG bytes without metadata."""
     from PIL import Image
 
-    # The format from the file's header: the upright copy `open_image` returns no longer says it.
-    with Image.open(io.BytesIO(bytes(image_bytes))) as header:
-        suffix = ORIGINAL_SUFFIXES.get(header.format or "", ".png")
-    return predict.prepare_image(image), suffix
+    kept = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
+    kept.thumbnail((ORIGINAL_SIDE, ORIGINAL_SIDE), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    kept.save(buffer, "PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def read_prepared(path):
+    """A collection's prepared digit read back: a 28x28 greyscale PNG as uint8, or a UserError."""
+    from firstnet import predict
+
+    image = predict.open_image(pathlib.Path(path))
+    if image.size != (28, 28) or image.mode != "L":
+        raise UserError(f"{path}: not a prepared 28x28 greyscale digit")
+    return np.asarray(image, dtype=np.uint8)
 
 
 def png_bytes(prepared):
@@ -118,23 +141,27 @@ class Collection:
             if not all(entry.name in DIGITS or entry.name.startswith(".") for entry in self.root.iterdir()):
                 raise UserError(f"{self.root}: holds other files than a collection's; name an empty or new folder")
 
-    def _ensure(self):
+    def ensure(self):
         """Make the folder and its marker on the first picture, so that merely serving the page creates nothing."""
         if not is_collection(self.root):
             self.root.mkdir(parents=True, exist_ok=True)
             runs.write_text(self.root / MARKER, "firstnet class collection: <digit>/<id>.png, originals in .originals/\n")
 
-    def _find(self, item_id):
-        """The (label, path) of a picture by id, or None."""
+    def find(self, item_id):
+        """The (label, path) of a picture by id, or None (a link in its place is not a picture the collection wrote)."""
+        if not ID_PATTERN.match(str(item_id)):
+            return None
         for label in DIGITS:
             path = self.root / label / f"{item_id}.png"
-            if path.is_file():
+            if path.is_file() and not path.is_symlink() and not path.parent.is_symlink():
                 return label, path
         return None
 
     def _pictures(self):
-        return [(label, path) for label in DIGITS if (self.root / label).is_dir()
-                for path in (self.root / label).iterdir() if path.suffix == ".png" and ID_PATTERN.match(path.stem)]
+        """Every (label, path) the collection wrote: a link, or a file it could not have written, is never listed."""
+        return [(label, path) for label in DIGITS if (self.root / label).is_dir() and not (self.root / label).is_symlink()
+                for path in (self.root / label).iterdir()
+                if path.suffix == ".png" and ID_PATTERN.match(path.stem) and not path.is_symlink() and path.is_file()]
 
     def count(self):
         return len(self._pictures())
@@ -151,34 +178,34 @@ class Collection:
             raise UserError(f"a prepared digit is 28x28 pixels, got {prepared.shape}")
         item_id = picture_id(prepared)
         with self.lock:
-            found = self._find(item_id)
+            found = self.find(item_id)
             if found is not None:
                 if found[0] != label:
                     raise LabelledOtherwise(f"this picture is already in the collection as a {found[0]} (id {item_id}); "
                                     f"delete it first to label it {label}")
-                return self._item(found[0], found[1]), False
+                return self.item(found[0], found[1]), False
             if self.count() >= self.max_items:
                 raise Full(f"the collection is full: {self.max_items} pictures; export it and start a new one, "
                                 "or delete some")
-            self._ensure()
+            self.ensure()
             path = self.root / label / f"{item_id}.png"
             if original is not None:
-                _write_bytes(self.root / ORIGINALS / f"{item_id}{original_suffix}", original, self.sync)
-            _write_bytes(path, png_bytes(prepared), self.sync)
-            return self._item(label, path), True
+                runs.write_bytes(self.root / ORIGINALS / f"{item_id}{original_suffix}", original, self.sync)
+            runs.write_bytes(path, png_bytes(prepared), self.sync)
+            return self.item(label, path), True
 
     def add_upload(self, image_bytes, label, name="the picture"):
         """Add a drawing or photo as the page sends it: prepared as the page prepares it, the original kept beside."""
         label = check_label(label)
-        prepared, suffix = prepare_upload(image_bytes, name)
-        return self.add_prepared(prepared, label, original=bytes(image_bytes), original_suffix=suffix)
+        prepared, original, suffix = prepare_upload(image_bytes, name)
+        return self.add_prepared(prepared, label, original=original, original_suffix=suffix)
 
     def delete(self, item_id):
         """Remove a picture and its original; False if there is no picture with that id."""
         if not ID_PATTERN.match(str(item_id)):
             return False
         with self.lock:
-            found = self._find(item_id)
+            found = self.find(item_id)
             if found is None:
                 return False
             found[1].unlink()
@@ -186,7 +213,7 @@ class Collection:
                 original.unlink()
             return True
 
-    def _item(self, label, path):
+    def item(self, label, path):
         import base64
 
         stat = path.stat()
@@ -206,17 +233,33 @@ class Collection:
             counts[label] += 1
         newest = sorted(pictures, key=lambda entry: (entry[1].stat().st_mtime, entry[1].name), reverse=True)[:recent]
         return {"folder": str(self.root), "total": len(pictures), "max_items": self.max_items, "counts": counts,
-                "recent": [self._item(label, path) for label, path in newest]}
+                "recent": [self.item(label, path) for label, path in newest]}
 
     def export_zip(self, destination):
-        """Write the whole collection as a zip to `destination` (atomically); unzipped, it is a collection folder."""
-        with self.lock, runs.atomic_path(destination) as temporary:
+        """Write the whole collection as a zip to `destination` (atomically); unzipped, it is a collection folder.
+
+        The lock is held only to list the files, not while they are zipped, so the class can go on adding and the
+        page listing; a picture deleted meanwhile is left out.
+        """
+        with self.lock:
+            pictures = sorted(self._pictures())
+            originals = self.root / ORIGINALS
+            kept = {path.stem.split(".")[0]: path for path in originals.iterdir()
+                    if path.is_file() and not path.is_symlink()} if originals.is_dir() and not originals.is_symlink() else {}
+        with runs.atomic_path(destination) as temporary:
             with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
                 archive.writestr(MARKER, "firstnet class collection: <digit>/<id>.png, originals in .originals/\n")
-                for label, path in sorted(self._pictures()):
-                    archive.write(path, f"{label}/{path.name}")
-                    for original in sorted((self.root / ORIGINALS).glob(f"{path.stem}.*")):
-                        archive.write(original, f"{ORIGINALS}/{original.name}")
+                for label, path in pictures:
+                    try:
+                        archive.writestr(f"{label}/{path.name}", path.read_bytes())
+                    except FileNotFoundError:
+                        continue
+                    original = kept.get(path.stem)
+                    if original is not None:
+                        try:
+                            archive.writestr(f"{ORIGINALS}/{original.name}", original.read_bytes())
+                        except FileNotFoundError:
+                            pass
         return pathlib.Path(destination)
 
     def import_zip(self, source):
@@ -226,18 +269,8 @@ class Collection:
         as paths. A picture already present is not added again; the zip's size, entry count and unpacked size are
         bounded, and an entry that claims to unpack far beyond its compressed size is refused (a zip bomb).
         """
-        try:
-            archive = zipfile.ZipFile(source)
-        except (zipfile.BadZipFile, OSError, ValueError):
-            raise UserError("not a zip file; import a zip that `export` made, or one with <digit>/<picture> entries") from None
-        with archive:
+        with _checked_archive(source) as archive:
             entries = [entry for entry in archive.infolist() if not entry.is_dir()]
-            if len(entries) > MAX_IMPORT_ENTRIES:
-                raise UserError(f"the zip has {len(entries)} entries, more than a collection holds ({MAX_IMPORT_ENTRIES} "
-                                "at most); split it")
-            if sum(entry.file_size for entry in entries) > MAX_IMPORT_UNPACKED:
-                raise UserError(f"the zip would unpack to more than {MAX_IMPORT_UNPACKED // 2**20} MB; a collection "
-                                "is far smaller, so it is not imported")
             originals = {}
             for entry in entries:
                 parts = entry.filename.split("/")
@@ -257,10 +290,7 @@ class Collection:
                     if original is None:
                         stem = pathlib.PurePosixPath(entry.filename).stem
                         if stem in originals:
-                            original = _read_entry(archive, originals[stem])
-                            suffix = pathlib.PurePosixPath(originals[stem].filename).suffix.lower()
-                            if suffix not in ORIGINAL_SUFFIXES.values():
-                                original = None
+                            original, suffix = _original_from_entry(archive, originals[stem])
                     _, added = self.add_prepared(prepared, label, original=original, original_suffix=suffix)
                     report["added" if added else "already"] += 1
                 except Full as error:
@@ -270,6 +300,30 @@ class Collection:
                     if len(report["notes"]) < 5:
                         report["notes"].append(f"{entry.filename}: {error}")
         return report
+
+
+def check_import(data):
+    """Refuse at once, with one line, bytes that are not a zip a collection can be imported from (nothing is written)."""
+    with _checked_archive(io.BytesIO(data)):
+        pass
+
+
+def _checked_archive(source):
+    """The zip, opened, once its entry count and unpacked size are within bounds; a UserError otherwise."""
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise UserError("not a zip file; import a zip that `export` made, or one with <digit>/<picture> entries") from None
+    entries = [entry for entry in archive.infolist() if not entry.is_dir()]
+    if len(entries) > MAX_IMPORT_ENTRIES:
+        archive.close()
+        raise UserError(f"the zip has {len(entries)} entries, more than a collection holds ({MAX_IMPORT_ENTRIES} "
+                        "at most); split it")
+    if sum(entry.file_size for entry in entries) > MAX_IMPORT_UNPACKED:
+        archive.close()
+        raise UserError(f"the zip would unpack to more than {MAX_IMPORT_UNPACKED // 2**20} MB; a collection "
+                        "is far smaller, so it is not imported")
+    return archive
 
 
 def _entry_label(name):
@@ -299,6 +353,18 @@ def _read_entry(archive, entry):
     return data
 
 
+def _original_from_entry(archive, entry):
+    """An original from a zip, re-encoded within the bound as every original is; (None, ".png") if it is unusable."""
+    from firstnet import predict
+
+    if pathlib.PurePosixPath(entry.filename).suffix.lower() not in ORIGINAL_SUFFIXES.values():
+        return None, ".png"
+    try:
+        return original_png(predict.open_image(_read_entry(archive, entry), name=entry.filename)), ".png"
+    except UserError:
+        return None, ".png"
+
+
 def _picture_from_entry(data, name):
     """(prepared, original bytes or None, suffix): a 28x28 grey PNG is taken as prepared, any other picture prepared."""
     from firstnet import predict
@@ -306,13 +372,7 @@ def _picture_from_entry(data, name):
     image = predict.open_image(data, name=name)
     if image.size == (28, 28) and image.mode == "L":  # A prepared digit, as an export holds it.
         return np.asarray(image, dtype=np.uint8), None, ".png"
-    prepared, suffix = prepare_upload(data, name)
-    return prepared, data, suffix
-
-
-def _write_bytes(path, data, sync=True):
-    with runs.atomic_path(path, sync=sync) as temporary:
-        temporary.write_bytes(data)
+    return prepare_upload(data, name)
 
 
 def read_pictures(root):
@@ -323,10 +383,11 @@ def read_pictures(root):
     images, labels, ids = [], [], []
     for label in DIGITS:
         folder = root / label
-        if not folder.is_dir():
+        if not folder.is_dir() or folder.is_symlink():
             continue
         for path in sorted(folder.iterdir()):
-            if path.suffix.lower() not in predict.IMAGE_SUFFIXES or path.name.startswith("."):
+            # A link could point anywhere on the computer: a collection only ever holds the files it wrote.
+            if path.suffix.lower() not in predict.IMAGE_SUFFIXES or path.name.startswith(".") or path.is_symlink():
                 continue
             try:
                 image = predict.open_image(path)

@@ -9,6 +9,10 @@ from firstnet import data as mnist_data
 from firstnet.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+# The picture formats firstnet reads, on the command line and on the page alike. Pillow knows dozens more, some of
+# them handed to other programs (EPS to Ghostscript): a picture of a digit needs none of them.
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
+FORMATS_SAID = "a PNG, JPEG, BMP, GIF or WebP picture"
 MAX_SIDE = 4096
 DIGIT_BOX = 20  # MNIST fitted each digit into a 20x20 box, then centred its mass in a 28x28 field.
 FIELD = 28
@@ -16,33 +20,41 @@ MNIST_STROKE_WIDTH = 2.5  # Measured with `stroke_width`: 95% of MNIST's test di
 WORKING_SIDE = 1024  # Larger pictures are shrunk to this first; the digit ends up 20 pixels tall anyway.
 
 
-def open_image(source, name=None):
-    """Open an image file or bytes with Pillow, refusing non-images and anything larger than 4096x4096.
+def open_image(source, name=None, max_pixels=None):
+    """Open an image file or bytes with Pillow: one of IMAGE_FORMATS, at most 4096x4096 (and `max_pixels`).
 
     The size is read from the header before any pixel is decoded, so a small file that would decompress into
-    a huge image (a decompression bomb) is refused without using the memory. A phone photo is turned upright
-    as its EXIF orientation says, the way a photo viewer shows it.
+    a huge image (a decompression bomb) is refused without using the memory. A JPEG larger than the working size
+    is decoded at a reduced scale (its format allows that at no cost), so a phone photo never costs its full
+    size. A phone photo is turned upright as its EXIF orientation says, the way a photo viewer shows it.
     """
     import warnings
 
     from PIL import Image, ImageOps
 
     name = name or str(source)
+    if isinstance(source, pathlib.Path) and source.is_symlink():
+        raise UserError(f"{name}: is a link; firstnet reads pictures only, not links to them (copy the file instead)")
     stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     try:
         with warnings.catch_warnings():
             # Pillow warns about huge images while reading the header; the size check below refuses them anyway.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(stream)
+            image = Image.open(stream, formats=IMAGE_FORMATS)
     except FileNotFoundError as error:
         raise UserError(f"{name}: no such file") from error
     except Image.DecompressionBombError as error:
         raise UserError(f"{name}: far too large an image; at most {MAX_SIDE}x{MAX_SIDE} pixels") from error
     except Exception as error:
-        raise UserError(f"{name}: not an image Pillow can read; use a PNG, JPEG or BMP file") from error
+        raise UserError(f"{name}: not a picture firstnet reads; use {FORMATS_SAID}") from error
     width, height = image.size
     if width > MAX_SIDE or height > MAX_SIDE:
         raise UserError(f"{name}: {width}x{height} pixels is too large; at most {MAX_SIDE}x{MAX_SIDE}, a photo of one digit needs far less")
+    if image.format == "JPEG" and max(width, height) > WORKING_SIDE:
+        image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))
+    if max_pixels is not None and image.size[0] * image.size[1] > max_pixels:
+        raise UserError(f"{name}: {width}x{height} pixels is more than this server decodes for one picture "
+                        f"({max_pixels / 1e6:.0f} million pixels); send a smaller one (a digit needs far less)")
     try:
         image.load()
         return ImageOps.exif_transpose(image)
@@ -66,6 +78,9 @@ def to_grey(image):
     if image.mode.startswith("I") or image.mode == "F":
         # 16-bit and 32-bit greyscale (from scanners): Pillow's conversion to 8 bits clips instead of scaling.
         grey = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(grey).all():
+            raise UserError("the picture has pixels that are not numbers (NaN or infinity); save it as an ordinary "
+                            "PNG or JPEG")
         brightest = grey.max()
         if brightest <= 255:
             return grey

@@ -59,6 +59,11 @@ def write_text(path, text):
         temporary.write_text(text, encoding="utf-8")
 
 
+def write_bytes(path, data, sync=True):
+    with atomic_path(path, sync=sync) as temporary:
+        temporary.write_bytes(data)
+
+
 def write_json(path, data):
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 

@@ -5,6 +5,8 @@ import asyncio
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+import web_clients
+
 from firstnet.web import limits
 
 
@@ -37,4 +39,4 @@ def test_the_playground_has_the_limit(tmp_path):
     app = web_app.create_app(runs_root=str(tmp_path / "runs"))
     assert any(middleware.cls is limits.RequestTimeLimit for middleware in app.user_middleware)
     # And answers as before within it.
-    assert TestClient(app).get("/api/model").status_code == 200
+    assert web_clients.teacher(app).get("/api/model").status_code == 200

@@ -6,7 +6,7 @@ import sys
 import time
 
 import pytest
-from fastapi.testclient import TestClient
+import web_clients
 
 from firstnet import cli
 from firstnet.web import app as web_app
@@ -14,7 +14,7 @@ from firstnet.web import app as web_app
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    return TestClient(web_app.create_app(runs_root=str(tmp_path_factory.mktemp("no-runs"))))
+    return web_clients.teacher(web_app.create_app(runs_root=str(tmp_path_factory.mktemp("no-runs"))))
 
 
 @pytest.mark.parametrize("path", ["/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py",
@@ -52,5 +52,8 @@ def test_serve_says_so_when_other_computers_can_reach_it(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
-    assert any("other computers on your network can open this page too" in line for line in lines), lines
-    assert any(line.startswith("firstnet playground: http://127.0.0.1:") for line in lines), lines
+    assert any("students on your network open the students' link" in line for line in lines), lines
+    # The students' link is this computer's address on the network (never the token), the teacher's carries it.
+    students = [line for line in lines if line.startswith("students' link: http://")]
+    assert students and "token" not in students[0] and "127.0.0.1" not in students[0], lines
+    assert any(line.startswith("firstnet playground: http://127.0.0.1:") and "?token=" in line for line in lines), lines

@@ -1,19 +1,26 @@
-"""The web playground's FastAPI app: the page, `POST /api/predict`, `GET /api/model`, training (live_routes.py), and offline docs."""
+"""The web playground's FastAPI app: the page, `POST /api/predict`, `GET /api/model`, the class (who may do what:
+roles.py), training (live_routes.py), the collection (collection.py), and offline docs."""
 
+import asyncio
 import base64
 import binascii
 import contextlib
+import io
 import json
 import pathlib
 
+from typing import Literal
+
 import fastapi
 import fastapi_offline
+import pydantic
 from fastapi import responses, staticfiles
 from starlette import concurrency
 
-from firstnet import __version__, runs
+from firstnet import __version__, classroom, collection as class_collection, runs
 from firstnet.errors import UserError
-from firstnet.web import collection as web_collection, knobs as web_knobs, limits, live, live_routes, network as web_network
+from firstnet.web import (collection as web_collection, knobs as web_knobs, limits, live, live_routes,
+                          network as web_network, roles)
 
 STATIC = pathlib.Path(__file__).parent / "static"
 # The page loads nothing from elsewhere; the browser is told so, which also proves it in a classroom without internet.
@@ -21,6 +28,12 @@ PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'
                "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 IMAGE_FIELD = "file"
 TRAIN_COMMAND = "firstnet train"
+# Pictures decoded at once (the rest wait their turn) and how many may wait: a class drawing together is served in
+# turn, and a flood of large pictures gets a quick 503 instead of holding the memory of all of them at once.
+DECODING_AT_ONCE = 2
+DECODING_WAITING = 32
+# How often one student may add a picture (one address three times as often: a shared laptop).
+ADDS_PER_MINUTE = 30
 
 PREDICT_BODY = {
     "required": True,
@@ -29,7 +42,7 @@ PREDICT_BODY = {
             "schema": {
                 "type": "object",
                 "required": [IMAGE_FIELD],
-                "properties": {IMAGE_FIELD: {"type": "string", "format": "binary", "description": "a PNG, JPEG or BMP picture of one digit"}},
+                "properties": {IMAGE_FIELD: {"type": "string", "format": "binary", "description": "a PNG, JPEG, BMP, GIF or WebP picture of one digit"}},
             }
         },
         "application/json": {
@@ -44,12 +57,16 @@ PREDICT_BODY = {
 
 
 class Playground:
-    """What the app holds between requests: the loaded network (or None) and the training from the page."""
+    """What the app holds between requests: the loaded network (or None), the training from the page, the class."""
 
-    def __init__(self, model_path, runs_root, data, announce):
+    def __init__(self, model_path, runs_root, data, announce, room, guard):
         self.runs_root = runs_root
         self.network = web_network.load_network(model_path, runs_root)
         self.training = live.Session(runs_root, self.load, data=data, announce=announce)
+        self.room = room
+        self.guard = guard
+        self.decoding = asyncio.Semaphore(DECODING_AT_ONCE)
+        self.waiting = 0
 
     def load(self, run_dir):
         self.network = web_network.load_network(run_dir, self.runs_root)
@@ -64,15 +81,20 @@ class Playground:
 
 
 def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start=False, train_knobs=None, announce=None,
-               data=None, collection=None):
+               data=None, collection=None, guard=None, review_first=False):
     """The playground app for `model_path` (a run folder or .keras file) or, by default, the newest run in `runs_root`.
 
     With no trained model the app still starts: the page says so and offers `firstnet train` or a button that
     trains one (`POST /api/train`); `train_on_start` starts that training as soon as the server runs, with
     `train_knobs` (a dict of knobs.Knobs; the tutorial's recipe by default). `data` (`firstnet serve --data`) is
-    what every run trains on; `announce` receives progress lines.
+    what every run trains on; `announce` receives progress lines. `guard` (a roles.Classroom) holds the teacher's
+    token and the names the server answers to (a new token, this computer's names only, by default);
+    `review_first` holds students' pictures for the teacher's review.
     """
-    playground = Playground(model_path, runs_root, data, announce)
+    guard = guard or roles.Classroom()
+    room = classroom.Classroom(class_collection.Collection(collection or web_collection.default_folder(runs_root)),
+                               review_first=review_first)
+    playground = Playground(model_path, runs_root, data, announce, room, guard)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -94,12 +116,41 @@ def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start
     app.state.playground = playground
     app.add_middleware(limits.BodyLimit, max_bytes=limits.MAX_BODY_BYTES, larger=web_collection.LARGER_BODIES)
     app.add_middleware(limits.RequestTimeLimit, seconds=limits.REQUEST_SECONDS)
+    # Added last, so it runs first: a request from a foreign name or another site is refused before anything else.
+    app.add_middleware(roles.Guard, classroom=guard, router=app.router)
     app.mount("/static", staticfiles.StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
     def page():
         return responses.FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_POLICY,
-                                                                      "Cache-Control": "no-cache"})
+                                                                      "Cache-Control": "no-cache",
+                                                                      "Referrer-Policy": "no-referrer"})
+
+    @app.get("/api/class", response_model=ClassInfo, summary="Who you are here, and how students join")
+    def class_info(request: fastapi.Request):
+        """`role` is `teacher` (the teacher's link was opened in this browser) or `student`; `students_url` is the
+        address students open (also as a QR code at /api/class/qr.svg)."""
+        info = {"role": request.state.role, "students_url": guard.students_url, "review_first": room.review_first,
+                "student_training": False, "keeps": KEEPS}
+        if request.state.role == roles.TEACHER:
+            info["pending"] = len(room.pending())
+            info["roles"] = [{"method": method, "path": path, "who": who} for method, path, who in roles.role_table()]
+        return info
+
+    @app.post("/api/class", response_model=ClassInfo, summary="The teacher's settings for the class")
+    def class_settings(settings: ClassSettings, request: fastapi.Request):
+        if settings.review_first is not None:
+            room.review_first = settings.review_first
+        return class_info(request)
+
+    @app.get("/api/class/qr.svg", summary="The students' address as a QR code (SVG), for phones to join by camera",
+             response_class=responses.Response, responses={404: {"description": "the server is on this computer only"}})
+    def class_qr():
+        if not guard.students_url:
+            raise fastapi.HTTPException(404, "this server listens on this computer only (start it with --host 0.0.0.0 "
+                                             "for a class)")
+        return responses.Response(qr_svg(guard.students_url), media_type="image/svg+xml",
+                                  headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/model", response_model=live_routes.ModelInfo,
              summary="The loaded model, its test accuracy, and any training in progress")
@@ -108,7 +159,7 @@ def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start
 
     live_routes.add_routes(app, playground)
     # The class collection (`serve --collection DIR`, else collection/ beside the runs): web/collection.py.
-    app.include_router(web_collection.router(collection or web_collection.default_folder(runs_root)))
+    web_collection.add_routes(app, room, limits.RateLimit(ADDS_PER_MINUTE))
 
     @app.post("/api/predict", summary="Read the digit in a picture", openapi_extra={"requestBody": PREDICT_BODY},
               responses={413: {"description": "body over 2 MB"}, 422: {"description": "not an image, too large, or blank"},
@@ -120,16 +171,59 @@ def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start
         network = playground.network
         if network is None:
             raise fastapi.HTTPException(503, f"no trained model yet: run `{TRAIN_COMMAND}` and restart "
-                                             "`firstnet serve`, or press “Train one now” on the page")
+                                             "`firstnet serve`, or train one from the page (the teacher's link)")
+        if playground.waiting >= DECODING_WAITING:
+            raise fastapi.HTTPException(503, "the server is busy reading other pictures; try again in a moment",
+                                        headers={"Retry-After": "2"})
+        playground.waiting += 1
         try:
-            # Decoding and the network's arithmetic are CPU work: keep them off the event loop.
-            answer = await concurrency.run_in_threadpool(network.analyse, image_bytes, name)
+            async with playground.decoding:
+                # Decoding and the network's arithmetic are CPU work: keep them off the event loop.
+                answer = await concurrency.run_in_threadpool(network.analyse, image_bytes, name)
         except UserError as error:
             raise fastapi.HTTPException(422, str(error)) from None
+        finally:
+            playground.waiting -= 1
         # The answer is plain JSON already; FastAPI's generic encoder would walk its 7,000 numbers one by one.
         return responses.JSONResponse(answer)
 
+    missing = roles.missing_rules(app)
+    if missing:
+        raise RuntimeError(f"routes without a rule for who may call them (add them to web/roles.py ROUTES): {missing}")
     return app
+
+
+# What a student is told before their first picture is added, in the page and at /api/class.
+KEEPS = ("The class keeps your picture as the network sees it (28x28 pixels) and your drawing, shrunk to at most "
+         "256x256. No name: this browser gets a random id, so you can see your pictures and take them back "
+         "(“Your pictures”, then “Take back”). Only the teacher can see everyone's pictures or export them.")
+
+
+class ClassInfo(pydantic.BaseModel):
+    """Who the caller is here and how students join."""
+
+    model_config = pydantic.ConfigDict(extra="allow")
+    role: Literal["teacher", "student"]
+    students_url: str | None
+    review_first: bool
+    student_training: bool
+    keeps: str
+
+
+class ClassSettings(pydantic.BaseModel):
+    """What the teacher may change while the class runs."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+    review_first: bool | None = pydantic.Field(None, description="hold students' pictures until the teacher accepts them")
+
+
+def qr_svg(url):
+    """The address as a QR code, SVG text (segno: a small, dependency-free QR encoder)."""
+    import segno
+
+    buffer = io.BytesIO()
+    segno.make(url, error="m").save(buffer, kind="svg", scale=8, border=2, dark="#000", light="#fff")
+    return buffer.getvalue()
 
 
 async def read_image(request):

@@ -1,6 +1,8 @@
-"""A request-size limit: bodies over the limit get 413, whether the client announced their size honestly or not."""
+"""The server's bounds: request sizes (413), the time to answer (503), and how often one client may add (429)."""
 
 import asyncio
+import threading
+import time
 
 from starlette import exceptions, responses
 
@@ -152,3 +154,32 @@ class RequestTimeLimit:
                 {"detail": f"the request took longer than {self.seconds:g} s; try again, with a smaller picture"},
                 status_code=503)
             await response(scope, receive, send)
+
+
+class RateLimit:
+    """At most `per_minute` events per key (a student, an address) in any minute; `wait` says how long to wait.
+
+    A sliding window of timestamps per key, in memory: a class of thirty is a few thousand numbers. Keys unused for
+    a minute are dropped, so the table never grows with the number of visitors over a day.
+    """
+
+    def __init__(self, per_minute, clock=None):
+        self.per_minute = per_minute
+        self.clock = clock or time.monotonic
+        self.seen = {}
+        self.lock = threading.Lock()
+
+    def wait(self, key, factor=1):
+        """0 (and the event counted) when `key` may go on; otherwise the whole seconds until it may."""
+        now = self.clock()
+        allowed = self.per_minute * factor
+        with self.lock:
+            if len(self.seen) > 10_000:
+                self.seen = {name: times for name, times in self.seen.items() if times and now - times[-1] < 60}
+            times = [moment for moment in self.seen.get(key, []) if now - moment < 60]
+            if len(times) >= allowed:
+                self.seen[key] = times
+                return max(1, int(60 - (now - times[0])) + 1)
+            times.append(now)
+            self.seen[key] = times
+            return 0

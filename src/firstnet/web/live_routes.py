@@ -1,5 +1,6 @@
 """The training routes of the playground's API: start, pause, resume and stop a run, and its Server-Sent Events."""
 
+import os
 from typing import Literal
 
 import fastapi
@@ -49,6 +50,13 @@ class ModelInfo(pydantic.BaseModel):
     runs_root: str
 
 
+# Live viewers at once: two projectors and a class of thirty with a laptop and a phone each, with room to spare.
+# Each stream is a few kilobytes a second; past the cap a viewer gets a clear 503, not a slow server for all.
+MAX_VIEWERS = 100
+# The page may fill the runs folder up to this much; past it, a new run from the page is refused until old ones
+# are deleted. A started and stopped run of 4,096 hidden units saves about 50 MB.
+MAX_RUNS_BYTES = 2 * 1024**3
+
 BUSY = {409: {"description": "a run is already going (start), or none is (pause, resume, stop); `detail` says what to do"}}
 
 
@@ -70,6 +78,11 @@ def add_routes(app, playground):
     def start_training(knobs: web_knobs.Knobs | None = None):
         """Starts one run in a process of its own; follow it with `GET /api/train/events`. Knobs left out take the
         recipe's values (the tutorial's, `fast`'s, or the convnet's). The saved run becomes the model that answers."""
+        used = runs_folder_bytes(playground.runs_root)
+        if used > MAX_RUNS_BYTES:
+            raise fastapi.HTTPException(409, f"the runs folder {playground.runs_root}/ holds {used / 2**30:.1f} GB, "
+                                             f"more than the {MAX_RUNS_BYTES / 2**30:.0f} GB the page may fill; "
+                                             "delete old runs first")
         try:
             session().start(knobs or web_knobs.Knobs())
         except live.Busy as error:
@@ -96,12 +109,16 @@ def add_routes(app, playground):
 
     @app.get("/api/train/events", summary="The run's progress as Server-Sent Events", description=EVENTS_DESCRIPTION,
              response_class=responses.StreamingResponse,
-             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+             responses={503: {"description": f"{MAX_VIEWERS} viewers already; Retry-After says when to try again"},
+                        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                               "description": "an endless stream of `id:` and `data:` lines (JSON events)"}})
     def training_events(until_end: bool = fastapi.Query(False, description="close the stream when the run has "
                                                         "ended (for scripts); by default it follows run after run"),
                         last_event_id: str | None = fastapi.Header(None, description="sent by a browser that "
                                                                    "reconnects: the last `id` it got")):
+        if session().viewer_count() >= MAX_VIEWERS:
+            raise fastapi.HTTPException(503, f"{MAX_VIEWERS} viewers are following the training already, the most "
+                                             "this server serves; watch on the projector", headers={"Retry-After": "30"})
         stream = session().stream(live.last_event_id(last_event_id), until_end=until_end)
         # No caching and no proxy buffering: each event must reach the page as soon as it is sent.
         return responses.StreamingResponse(stream, media_type="text/event-stream",
@@ -110,3 +127,15 @@ def add_routes(app, playground):
     @app.get("/projector", include_in_schema=False)
     def projector():
         return responses.RedirectResponse("/?view=projector")
+
+
+def runs_folder_bytes(root):
+    """How many bytes the runs folder holds (links are not followed)."""
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass
+    return total

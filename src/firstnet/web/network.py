@@ -10,6 +10,9 @@ from firstnet import data as mnist_data
 from firstnet.errors import UserError
 
 TOP_UNITS = 8
+# The most pixels the server decodes for one picture (a JPEG is first decoded at a reduced scale, for free): a
+# 2000x2000 drawing costs well under a second and 100 MB, where a 4096x4096 one would cost seconds and half a GB.
+MAX_PIXELS = 4_000_000
 
 
 class Network:
@@ -54,7 +57,7 @@ class Network:
 
     def analyse(self, image_bytes, name):
         """Everything the page shows for one picture: the answer, the ten probabilities, the input, the hidden units."""
-        image = predict.open_image(image_bytes, name=name)
+        image = predict.open_image(image_bytes, name=name, max_pixels=MAX_PIXELS)
         grey = predict.to_grey(image)
         if grey.max() - grey.min() < 32:
             raise UserError("the picture is blank: draw a digit first (or upload a photo of one)")
