@@ -25,7 +25,7 @@ SHORT = {"epochs": 2, "train_digits": 3000, "batch_size": 16, "hidden_units": 32
 
 @contextlib.contextmanager
 def serving(runs_root, data):
-    """The playground on a free port of 127.0.0.1, served by uvicorn in a thread; yields (host, port, app)."""
+    """The playground on a free port of 127.0.0.1, served by uvicorn in a thread; yields (host, port, app, the teacher's token)."""
     import uvicorn
 
     app = web_app.create_app(runs_root=str(runs_root), data=str(data))
@@ -38,7 +38,7 @@ def serving(runs_root, data):
         assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
         time.sleep(0.05)
     try:
-        yield ("127.0.0.1", sock.getsockname()[1], app)
+        yield ("127.0.0.1", sock.getsockname()[1], app, app.state.playground.guard.token)
     finally:
         app.state.playground.training.end_streams()  # As `firstnet serve` does (web/server.py).
         server.should_exit = True
@@ -55,6 +55,7 @@ def server(tmp_path, mnist_path):
 def call(server, method, path, body=None):
     connection = http.client.HTTPConnection(server[0], server[1], timeout=60)
     headers = {"Content-Type": "application/json"} if body is not None else {}
+    headers["Authorization"] = f"token {server[3]}"  # The teacher's: training is theirs alone (web/roles.py).
     connection.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
     response = connection.getresponse()
     answer = json.loads(response.read() or b"null")
@@ -383,6 +384,7 @@ def test_ctrl_c_stops_the_server_at_once_even_with_a_viewer_following_the_stream
     import signal
     import subprocess
     import sys
+    import urllib.parse
 
     process = subprocess.Popen([sys.executable, "-m", "firstnet", "serve", "--port", "0", "--root", str(tmp_path / "runs")],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -391,7 +393,7 @@ def test_ctrl_c_stops_the_server_at_once_even_with_a_viewer_following_the_stream
         for line in process.stdout:
             if line.startswith("firstnet playground: "):
                 break
-        port = int(line.split()[2].rstrip("/").rsplit(":", 1)[1])
+        port = urllib.parse.urlsplit(line.split()[2]).port
         viewer = Stream(("127.0.0.1", port))
         assert viewer.response.status == 200
         process.send_signal(signal.SIGINT)

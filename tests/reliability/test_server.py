@@ -52,7 +52,9 @@ def rss_kib(pid):
 def post(port, body, content_type, timeout=30):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        connection.request("POST", "/api/predict", body=body, headers={"Content-Type": content_type})
+        # A browser sends its page's Origin with every POST; the server refuses state changes without one.
+        connection.request("POST", "/api/predict", body=body, headers={"Content-Type": content_type,
+                                                                       "Origin": f"http://127.0.0.1:{port}"})
         response = connection.getresponse()
         return response.status, response.read()
     finally:
