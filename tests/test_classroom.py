@@ -22,6 +22,7 @@ CALLS = {
     ("GET", "/api/train/events"): {"url": "/api/train/events?until_end=true"},
     ("POST", "/api/train"): {"json": {"epochs": 0}},
     ("POST", "/api/class"): {"json": {"nonsense": 1}},
+    ("POST", "/api/model"): {"json": {"run": "no-such-run"}},
     ("POST", "/api/collection/review/{item_id}"): {"json": {}},
     ("POST", "/api/collection/import"): {"content": b"not a zip", "headers": {"content-type": "application/zip"}},
     ("POST", "/api/collection"): {"content": b"", "headers": {"content-type": "text/plain"}},
@@ -226,6 +227,26 @@ def test_adds_are_limited_per_student_with_retry_after(app, monkeypatch):
         # Another student on another device is not held up by this one.
         with web_clients.student(app) as other:
             assert add(other, 1000).status_code == 201
+
+
+def test_the_teacher_chooses_which_finished_run_answers_the_class(trained_run, tmp_path):
+    import shutil
+
+    root = tmp_path / "runs"
+    for name in ("2026-01-01_090000", "2026-01-02_090000"):
+        shutil.copytree(trained_run.run_dir, root / name)
+    app = web_app.create_app(root / "2026-01-01_090000", runs_root=str(root), collection=str(tmp_path / "c"))
+    with web_clients.teacher(app) as teacher, web_clients.student(app) as student:
+        listed = teacher.get("/api/runs").json()
+        assert [entry["name"] for entry in listed["runs"]] == ["2026-01-01_090000", "2026-01-02_090000"]
+        assert listed["current"].endswith("2026-01-01_090000")
+        chosen = teacher.post("/api/model", json={"run": "2026-01-02_090000"})
+        assert chosen.status_code == 200 and chosen.json()["run"].endswith("2026-01-02_090000")
+        # Names only: nothing outside the runs folder, and nothing that is not a finished run, is loaded.
+        for name in ("../2026-01-01_090000", str(trained_run.run_dir), "..", ""):
+            assert teacher.post("/api/model", json={"run": name}).status_code in (404, 422)
+        assert student.post("/api/model", json={"run": "2026-01-01_090000"}).status_code == 403
+        assert student.get("/api/model").json()["run"].endswith("2026-01-02_090000")
 
 
 def test_the_rate_limit_counts_a_sliding_minute():

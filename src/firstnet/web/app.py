@@ -157,6 +157,28 @@ def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start
     def model_info():
         return playground.model_info()
 
+    @app.get("/api/runs", summary="The finished runs the teacher may choose to answer the class, newest last")
+    def finished_runs():
+        current = playground.network.info()["run"] if playground.network is not None else None
+        return {"current": current, "runs": [
+            {"name": folder.name, "run": str(folder), "test_accuracy": metrics.get("test_accuracy"),
+             "model": metrics.get("model", "dense"), "finished_at": metrics.get("finished_at")}
+            for folder, metrics in runs.list_runs(runs_root) if isinstance(metrics, dict)]}
+
+    @app.post("/api/model", response_model=live_routes.ModelInfo, summary="Choose which finished run answers the class",
+              responses={404: {"description": "no finished run of that name in the runs folder"},
+                         422: {"description": "the run's model could not be loaded"}})
+    async def choose_model(choice: ModelChoice):
+        """`run` is a run folder's name from `GET /api/runs`; names only, so nothing outside the runs folder loads."""
+        found = [folder for folder, _ in runs.list_runs(runs_root) if folder.name == choice.run]
+        if not found:
+            raise fastapi.HTTPException(404, f"no finished run {choice.run!r} in {runs_root}/; GET /api/runs lists them")
+        try:
+            await concurrency.run_in_threadpool(playground.load, found[0])
+        except (UserError, ValueError, OSError) as error:
+            raise fastapi.HTTPException(422, f"{choice.run}: the model could not be loaded ({error})") from None
+        return playground.model_info()
+
     live_routes.add_routes(app, playground)
     # The class collection (`serve --collection DIR`, else collection/ beside the runs): web/collection.py.
     web_collection.add_routes(app, room, limits.RateLimit(ADDS_PER_MINUTE))
@@ -208,6 +230,13 @@ class ClassInfo(pydantic.BaseModel):
     review_first: bool
     student_training: bool
     keeps: str
+
+
+class ModelChoice(pydantic.BaseModel):
+    """Which finished run answers the class."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+    run: str = pydantic.Field(min_length=1, max_length=255, description="a run folder's name, from GET /api/runs")
 
 
 class ClassSettings(pydantic.BaseModel):

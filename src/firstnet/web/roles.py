@@ -52,6 +52,8 @@ ROUTES = {
     ("GET", "/api/collection/review"): TEACHER,
     ("POST", "/api/collection/review/{item_id}"): TEACHER,
     ("POST", "/api/class"): TEACHER,
+    ("GET", "/api/runs"): TEACHER,
+    ("POST", "/api/model"): TEACHER,
     ("POST", "/api/train"): TEACHER,
     ("POST", "/api/train/pause"): TEACHER,
     ("POST", "/api/train/resume"): TEACHER,
