@@ -122,13 +122,13 @@ def test_train_from_on_the_command_line_and_its_mistakes(trained_run, shifted, t
 
 
 def test_runs_and_predict_say_which_run_a_fine_tuned_run_came_from():
-    from firstnet import runinfo
+    from firstnet import runs_table
 
     tuned = {"test_accuracy": 0.976, "finished_at": "2026-12-01T10:30:00", "data_full": True, "epochs": 5,
              "finetune": {"from": "runs/2026-12-01_101500", "collection": "/class/our_digits", "mnist_mixed": 240}}
     plain = {"test_accuracy": 0.981, "finished_at": "2026-12-01T10:15:00", "data_full": True, "epochs": 5}
-    assert runinfo.data_label(tuned) == "our_digits+MNIST from 2026-12-01_101500"
-    assert runinfo.data_label(plain) == "full MNIST"
-    assert "fine-tuned on our_digits+MNIST from 2026-12-01_101500" in runinfo.model_line("m.keras", tuned)
-    table = runinfo.runs_table([("runs/a", plain), ("runs/b", tuned)], "runs")
+    assert runs_table.data_label(tuned) == "our_digits+MNIST from 2026-12-01_101500"
+    assert runs_table.data_label(plain) == "full MNIST"
+    assert "fine-tuned on our_digits+MNIST from 2026-12-01_101500" in runs_table.model_line("m.keras", tuned)
+    table = runs_table.runs_table([("runs/a", plain), ("runs/b", tuned)], "runs")
     assert "our_digits+MNIST from 2026-12-01_101500" in table and "full MNIST" in table

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import run_firstnet
-from firstnet import model as firstnet_model, runs, startup
+from firstnet import files, model as firstnet_model, runs, startup
 
 
 def seeded_model(seed, hidden_units=64):
@@ -32,16 +32,16 @@ def test_cache_folder_choice(monkeypatch, tmp_path):
 
 
 def test_cache_folder_must_be_private_and_writable(tmp_path):
-    assert runs.private_writable_folder(tmp_path / "new" / "cache")
+    assert files.private_writable_folder(tmp_path / "new" / "cache")
     assert stat.S_IMODE((tmp_path / "new" / "cache").stat().st_mode) & 0o077 == 0
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    assert not runs.private_writable_folder(blocker / "cache")
+    assert not files.private_writable_folder(blocker / "cache")
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
     # Anyone could plant a compiled program there, and JAX would run it: refused.
-    assert not runs.private_writable_folder(shared)
+    assert not files.private_writable_folder(shared)
 
 
 @pytest.mark.parametrize("setting", ["unusable", "off"])

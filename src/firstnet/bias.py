@@ -113,7 +113,7 @@ def evaluate_command(args, model_path, run_metrics, dataset, scores):
     """
     import pathlib
 
-    from firstnet import collection, runs
+    from firstnet import collection, plots
 
     if not (args.data and collection.is_collection(args.data)):
         return None
@@ -126,7 +126,7 @@ def evaluate_command(args, model_path, run_metrics, dataset, scores):
         print("it reads every one of our digits correctly: no mistakes to draw")
         return report
     out = pathlib.Path(args.out) if getattr(args, "out", None) else model_path.parent / "ours_mistakes.png"
-    runs.save_figure(mistakes_figure(dataset.x_test, report), out)
+    plots.save_figure(mistakes_figure(dataset.x_test, report), out)
     print(f"saved {out} (the {len(report['worst'])} worst of its {report['wrong_count']} mistakes on our digits)")
     return report
 

@@ -248,7 +248,7 @@ def command_evaluate(args):
 
 
 def command_predict(args):
-    from firstnet import model as firstnet_model, plots, predict, runinfo, runs
+    from firstnet import model as firstnet_model, plots, predict, runs_table, runs
 
     files = predict.image_files(args.images)
     model_path = runs.resolve_model(args.model)
@@ -260,7 +260,7 @@ def command_predict(args):
     width = max(len(name) for name in names)
     # Which model answered comes first: the newest run may be an experiment rather than the lesson's network.
     if not args.json:
-        print(runinfo.model_line(model_path, run_metrics))
+        print(runs_table.model_line(model_path, run_metrics))
     for result in results:
         if args.json:
             print(json.dumps({**{key: result[key] for key in ("file", "digit", "label", "probabilities")},
@@ -276,13 +276,13 @@ def command_predict(args):
         height, width = images[0].shape[:2]
         figure = plots.grid_figure(images, titles, -(-len(images) // columns), columns,
                                    suptitle=f"what the network saw ({width}x{height})")
-        runs.save_figure(figure, args.show_input)
+        plots.save_figure(figure, args.show_input)
         if not args.json:
             print(f"saved {args.show_input}")
 
 
 def command_runs(args):
-    from firstnet import runinfo, runs
+    from firstnet import runs_table, runs
 
     from firstnet import checkpoints
 
@@ -292,7 +292,7 @@ def command_runs(args):
         print(f"no finished runs in {args.root}/ yet; run `firstnet train`")
         return
     if found:
-        print(runinfo.runs_table(found, args.root))
+        print(runs_table.runs_table(found, args.root))
     if unfinished:
         # Runs stopped by Ctrl-C or a crash, each with the command that goes on with it.
         print("\n".join(([""] if found else []) + unfinished))

@@ -22,8 +22,10 @@ import zlib
 
 import numpy as np
 
-from firstnet import runs
+from firstnet import files
 from firstnet.errors import UserError
+from firstnet.files import DEFAULT_RUNS_ROOT
+from firstnet.images import IMAGE_SUFFIXES, open_image, prepare_file, prepare_image, to_grey
 
 MARKER = ".firstnet-collection"
 ORIGINALS = ".originals"
@@ -51,7 +53,7 @@ class LabelledOtherwise(UserError):
     """The same picture is already in the collection under another label."""
 
 
-def default_folder(runs_root=runs.DEFAULT_RUNS_ROOT):
+def default_folder(runs_root=DEFAULT_RUNS_ROOT):
     """Where `firstnet serve` keeps the collection when not told: `collection/` beside the runs folder."""
     return pathlib.Path(runs_root).resolve().parent / "collection"
 
@@ -77,13 +79,11 @@ def check_label(label):
 
 def prepare_upload(image_bytes, name="the picture"):
     """A drawing's or photo's bytes as the prepared 28x28 digit, as the page and `firstnet predict` prepare it."""
-    from firstnet import predict
-
     if len(image_bytes) > MAX_ORIGINAL_BYTES:
         raise UserError(f"{name}: {len(image_bytes) / 2**20:.1f} MB is too large; at most "
                         f"{MAX_ORIGINAL_BYTES // 2**20} MB (a digit needs far less)")
-    image = predict.open_image(bytes(image_bytes), name=name)
-    grey = predict.to_grey(image)
+    image = open_image(bytes(image_bytes), name=name)
+    grey = to_grey(image)
     if grey.max() - grey.min() < 32:
         raise UserError(f"{name}: the picture is blank; draw a digit first (or upload a photo of one)")
     from PIL import Image
@@ -91,7 +91,7 @@ def prepare_upload(image_bytes, name="the picture"):
     # The format from the file's header: the upright copy `open_image` returns no longer says it.
     with Image.open(io.BytesIO(bytes(image_bytes))) as header:
         suffix = ORIGINAL_SUFFIXES.get(header.format or "", ".png")
-    return predict.prepare_image(image), suffix
+    return prepare_image(image), suffix
 
 
 def png_bytes(prepared):
@@ -122,7 +122,7 @@ class Collection:
         """Make the folder and its marker on the first picture, so that merely serving the page creates nothing."""
         if not is_collection(self.root):
             self.root.mkdir(parents=True, exist_ok=True)
-            runs.write_text(self.root / MARKER, "firstnet class collection: <digit>/<id>.png, originals in .originals/\n")
+            files.write_text(self.root / MARKER, "firstnet class collection: <digit>/<id>.png, originals in .originals/\n")
 
     def _find(self, item_id):
         """The (label, path) of a picture by id, or None."""
@@ -210,7 +210,7 @@ class Collection:
 
     def export_zip(self, destination):
         """Write the whole collection as a zip to `destination` (atomically); unzipped, it is a collection folder."""
-        with self.lock, runs.atomic_path(destination) as temporary:
+        with self.lock, files.atomic_path(destination) as temporary:
             with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
                 archive.writestr(MARKER, "firstnet class collection: <digit>/<id>.png, originals in .originals/\n")
                 for label, path in sorted(self._pictures()):
@@ -301,9 +301,7 @@ def _read_entry(archive, entry):
 
 def _picture_from_entry(data, name):
     """(prepared, original bytes or None, suffix): a 28x28 grey PNG is taken as prepared, any other picture prepared."""
-    from firstnet import predict
-
-    image = predict.open_image(data, name=name)
+    image = open_image(data, name=name)
     if image.size == (28, 28) and image.mode == "L":  # A prepared digit, as an export holds it.
         return np.asarray(image, dtype=np.uint8), None, ".png"
     prepared, suffix = prepare_upload(data, name)
@@ -311,14 +309,12 @@ def _picture_from_entry(data, name):
 
 
 def _write_bytes(path, data, sync=True):
-    with runs.atomic_path(path, sync=sync) as temporary:
+    with files.atomic_path(path, sync=sync) as temporary:
         temporary.write_bytes(data)
 
 
 def read_pictures(root):
     """Every picture of a collection: images (n, 28, 28) uint8, labels (n,) uint8 and ids, in id order per digit."""
-    from firstnet import predict
-
     root = pathlib.Path(root)
     images, labels, ids = [], [], []
     for label in DIGITS:
@@ -326,17 +322,17 @@ def read_pictures(root):
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            if path.suffix.lower() not in predict.IMAGE_SUFFIXES or path.name.startswith("."):
+            if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
                 continue
             try:
-                image = predict.open_image(path)
+                image = open_image(path)
             except UserError:
                 if not path.exists():
                     continue  # Deleted from the page while the collection was being read.
                 raise
             # A collection's own pictures are prepared already; a photo filed by hand is prepared as the page would.
             is_prepared = image.size == (28, 28) and image.mode == "L"
-            pixels = np.asarray(image, dtype=np.uint8) if is_prepared else predict.prepare_file(path)
+            pixels = np.asarray(image, dtype=np.uint8) if is_prepared else prepare_file(path)
             images.append(pixels)
             labels.append(int(label))
             ids.append(path.stem)

@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from firstnet import data as mnist_data
+from firstnet.errors import first_line
 from firstnet.loops import compiled
 
 
@@ -33,7 +34,7 @@ def evaluate_model(model, images, labels, batch_size=1024, verbose=0):
         try:
             scored = compiled.score(model, images, labels, batch_size=batch_size)
         except Exception as error:  # The public path below computes the same numbers.
-            fallback = f"compiled scoring off ({type(error).__name__}: {mnist_data.first_line(error)})"
+            fallback = f"compiled scoring off ({type(error).__name__}: {first_line(error)})"
         if bar is not None and scored is not None:
             bar.update(steps, [("accuracy", scored[1]), ("loss", scored[0])], finalize=True)
     if scored is not None:

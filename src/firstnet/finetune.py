@@ -57,7 +57,7 @@ class FinetuneConfig:
 
 @dataclasses.dataclass
 class _Recipe:
-    """What `loops.fit` and `runs.run_metrics` read from a config, for a fine-tuning run."""
+    """What `loops.fit` and `train.run_metrics` read from a config, for a fine-tuning run."""
 
     epochs: int
     batch_size: int
@@ -128,7 +128,7 @@ def finetune(config, *, mnist=None, watchers=(), figures=None):
         fitted = loops.fit(model, data, recipe, seed, watchers=list(watchers))
         after = _both_scores(model, ours_held, mnist)
         announce("note", text=_scores_line("after", after, len(held_index)))
-        metrics = runs.run_metrics(recipe, seed, data, fitted, after["mnist_scores"], model=model)
+        metrics = train.run_metrics(recipe, seed, data, fitted, after["mnist_scores"], model=model)
         metrics["data_full"] = bool(parent_metrics.get("data_full") or mnist.is_full)
         metrics["finetune"] = {
             "from": str(model_path.parent), "collection": str(data_path.resolve()), "pictures": int(len(labels)),

@@ -106,7 +106,7 @@ def make_kit(folder, *, dependencies=True, announce=print):
     """
     import numpy as np
 
-    from firstnet import runs
+    from firstnet import files
 
     folder = pathlib.Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
@@ -134,16 +134,16 @@ def make_kit(folder, *, dependencies=True, announce=print):
         run_pip(["install", "--dry-run", "--ignore-installed", "--quiet", "--no-index", "--find-links", str(wheels),
                  "firstnet"], "checking that the wheels hold every package")
     announce(f"copying MNIST from {dataset.source} ...")
-    with runs.atomic_path(folder / "mnist.npz") as temporary:
+    with files.atomic_path(folder / "mnist.npz") as temporary:
         with open(temporary, "wb") as stream:
             np.savez_compressed(stream, x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test,
                                 y_test=dataset.y_test)
     version = "%d.%d" % sys.version_info[:2]
-    runs.write_text(folder / "install.sh", INSTALL_SH.replace("@PYTHON_VERSION@", version))
+    files.write_text(folder / "install.sh", INSTALL_SH.replace("@PYTHON_VERSION@", version))
     os.chmod(folder / "install.sh", 0o755)
-    runs.write_text(folder / "install.ps1", INSTALL_PS1.replace("@PYTHON_VERSION@", version))
+    files.write_text(folder / "install.ps1", INSTALL_PS1.replace("@PYTHON_VERSION@", version))
     held = sorted(path.name for path in wheels.glob("*.whl"))
-    runs.write_text(folder / "README.txt", readme(version, held, dependencies))
+    files.write_text(folder / "README.txt", readme(version, held, dependencies))
     return {"folder": folder, "wheels": held, "python": version, "platform": platform_name(),
             "mnist": folder / "mnist.npz", "dependencies": dependencies}
 

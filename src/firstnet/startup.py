@@ -17,8 +17,9 @@ import time
 
 import numpy as np
 
-from firstnet import runs
+from firstnet import files, plots
 from firstnet import data as mnist_data
+from firstnet.errors import first_line
 
 # `firstnet train` never uses Keras's scikit-learn wrappers, pandas inputs, notebook display or plotting helpers,
 # so hiding those optional packages while Keras imports saves most of a second (benchmarks/RESULTS.md), and the
@@ -161,14 +162,14 @@ def _import_hiding(hidden):
     except Exception as error:
         for name in [name for name in sys.modules if name == "keras" or name.startswith("keras.")]:
             del sys.modules[name]
-        return f"lean Keras import off ({type(error).__name__}: {mnist_data.first_line(error)})"
+        return f"lean Keras import off ({type(error).__name__}: {first_line(error)})"
     finally:
         sys.meta_path.remove(hook)
 
 
 def compilation_cache_dir():
-    """Where firstnet keeps compiled programs between runs (see `runs.cache_folder`), or None when caching is off."""
-    return runs.cache_folder("jax")
+    """Where firstnet keeps compiled programs between runs (see `files.cache_folder`), or None when caching is off."""
+    return files.cache_folder("jax")
 
 
 # Before 0.10, jaxlib writes dozens of C++ log lines on stderr each time it loads a program from the cache
@@ -203,7 +204,7 @@ def enable_compilation_cache():
     if not cache_is_quiet(jax.__version__):
         return None
     folder = compilation_cache_dir()
-    if folder is None or not runs.private_writable_folder(folder):
+    if folder is None or not files.private_writable_folder(folder):
         return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
     # The lesson's programs compile in well under JAX's default threshold of one second; keep them all.
@@ -272,8 +273,6 @@ def _draw_figures():
     matplotlib.use("Agg")
     import matplotlib.pyplot  # noqa: F401  (the slow part, done before the first figure is asked for)
 
-    from firstnet import plots
-
     for line in sys.stdin:
         job = json.loads(line)
         if job["figure"] == "curves":
@@ -281,6 +280,6 @@ def _draw_figures():
         else:
             numbers = job["numbers"]
             figure = plots.confusion_figure(numbers if isinstance(numbers, dict) else np.asarray(numbers))
-        runs.save_figure(figure, pathlib.Path(job["path"]))
+        plots.save_figure(figure, pathlib.Path(job["path"]))
     sys.stdout.flush()
     os._exit(0)

@@ -7,9 +7,9 @@ import socket
 import sys
 
 
-from firstnet.errors import UserError
+from firstnet.errors import UserError, first_line
 # The dataset type and the four formats live in files of their own; they are all part of `firstnet.data`.
-from firstnet.data.arrays import (DIGITS, IMAGE_SIZE, NUM_CLASSES, Mnist, first_line, one_hot, prepare_images,
+from firstnet.data.arrays import (DIGITS, IMAGE_SIZE, NUM_CLASSES, Mnist, one_hot, prepare_images,
                                   validated)
 from firstnet.data.bundled import BUNDLED_SOURCE, bundled_subset_path, load_bundled_subset
 from firstnet.data.formats import load_csv_folder, load_idx_folder, load_npz, load_png_folder

@@ -53,11 +53,6 @@ class Mnist:
         return (self.x_train, self.y_train), (self.x_test, self.y_test)
 
 
-def first_line(error):
-    """An exception as one short line, for messages that must stay one line."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-
-
 def _as_uint8(array, name, source, low, high):
     array = np.asarray(array)
     if array.dtype.kind not in "uif" or array.size == 0:

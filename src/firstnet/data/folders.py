@@ -18,8 +18,9 @@ import warnings
 
 import numpy as np
 
-from firstnet.errors import UserError
-from firstnet.data.arrays import Mnist, first_line
+from firstnet.errors import UserError, first_line
+from firstnet.images import to_grey
+from firstnet.data.arrays import Mnist
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 # Pictures are made at most this many pixels on their longer side: a network learns classes from small pictures,
@@ -111,9 +112,7 @@ def prepare_picture(image, shape):
     if colour:
         image = image.convert("RGB")
     else:
-        from firstnet import predict
-
-        image = Image.fromarray(predict.to_grey(image).astype(np.float32))  # 16-bit scans scaled, not clipped.
+        image = Image.fromarray(to_grey(image).astype(np.float32))  # 16-bit scans scaled, not clipped.
     resized = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.clip(np.asarray(resized, dtype=np.float32).round(), 0, 255).astype(np.uint8)
 

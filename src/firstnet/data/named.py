@@ -10,8 +10,8 @@ import os
 import pathlib
 import socket
 
-from firstnet.errors import UserError
-from firstnet.data.arrays import first_line, validated
+from firstnet.errors import UserError, first_line
+from firstnet.data.arrays import validated
 
 from firstnet.choices import DATASETS  # noqa: E402  ("mnist", "fashion_mnist")
 

@@ -30,15 +30,15 @@ def _unpacked_copy(path, variant=""):
     `variant` tells apart copies of different data made from the same file. (None, None) when caching is off,
     the cache folder cannot be used safely, or `path` is not a file.
     """
-    from firstnet import runs
+    from firstnet import files
 
-    folder = runs.cache_folder("mnist")
+    folder = files.cache_folder("mnist")
     try:
         status = path.stat()
         resolved = path.resolve()
     except OSError:
         return None, None
-    if folder is None or not runs.private_writable_folder(folder):
+    if folder is None or not files.private_writable_folder(folder):
         return None, None
     name = hashlib.sha256(f"{resolved}|{variant}".encode("utf-8")).hexdigest()[:20]
     return folder / f"{name}.npz", _stamp(resolved, variant, status)
@@ -67,10 +67,10 @@ def _read_unpacked_copy(copy, stamp, source):
 
 
 def _write_unpacked_copy(copy, stamp, data):
-    from firstnet import runs
+    from firstnet import files
 
     try:
-        with runs.atomic_path(copy, sync=False) as temporary:
+        with files.atomic_path(copy, sync=False) as temporary:
             np.savez(temporary, stamp=np.array(stamp),
                      **{key: getattr(data, key) for key in MNIST_ARRAYS})
     except OSError:

@@ -9,7 +9,7 @@ import pathlib
 
 import numpy as np
 
-from firstnet import data as mnist_data, evaluate, runs
+from firstnet import data as mnist_data, evaluate, files, runs
 from firstnet.errors import UserError
 from firstnet.look.mistakes import mistakes_figure, worst_mistakes
 from firstnet.look.replay import (TRACKED_PIXEL, Replay, _training_summary, compare_replay, replay_first_epoch,
@@ -118,8 +118,8 @@ def look(run_dir=None, data=None, data_path=None, root=runs.DEFAULT_RUNS_ROOT, s
         "figures": dict(FIGURES),
     }
     for name, figure in figures.items():
-        runs.save_figure(figure, run_dir / FIGURES[name])
-    runs.write_json(run_dir / "look.json", summary)
+        plots.save_figure(figure, run_dir / FIGURES[name])
+    files.write_json(run_dir / "look.json", summary)
     return summary
 
 

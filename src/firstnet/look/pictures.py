@@ -7,7 +7,7 @@ figures need no replay, so they work for any set and either model family.
 
 import numpy as np
 
-from firstnet import data as mnist_data, evaluate, plots, runs
+from firstnet import data as mnist_data, evaluate, files, plots
 
 FIGURES = {
     "filters": "look_filters.png",
@@ -65,8 +65,8 @@ def look_pictures(run_dir, model, metrics, history, data, sample_count=2000, mis
         "figures": {name: FIGURES[name] for name in figures},
     }
     for name, figure in figures.items():
-        runs.save_figure(figure, run_dir / FIGURES[name])
-    runs.write_json(run_dir / "look.json", summary)
+        plots.save_figure(figure, run_dir / FIGURES[name])
+    files.write_json(run_dir / "look.json", summary)
     return summary
 
 

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from firstnet.errors import first_line
 from firstnet.loops import events
 
 # The tutorial's `astype("float32") / 255` of each of the 256 pixel values, computed by NumPy. Compiled code looks
@@ -83,7 +84,7 @@ def fit(model, data, config, seed, emit, report_every=events.REPORT_EVERY, shuff
             resume.restore(model)
         state = _read_state(model)
     except Exception as error:
-        raise Unavailable(f"JAX could not take the digits ({_first_line(error)})") from error
+        raise Unavailable(f"JAX could not take the digits ({first_line(error)})") from error
     masks = blanks.digit_masks(pixels)
     shuffling = np.random.default_rng(seed)
     programs = _Programs(model, slots, pixels.shape[1], emit, mesh)
@@ -209,7 +210,7 @@ class _Programs:
             program = _compile(_training_program(self.model, self.batch_size, self.pixels, width,
                                                  speedups=self.with_speedups, mesh=self.mesh), arguments_for(width))
         except Exception as error:  # Any failure: an internal moved, a rule that no longer fits, a lowering error.
-            reason = f"{type(error).__name__}: {_first_line(error)}"
+            reason = f"{type(error).__name__}: {first_line(error)}"
             if not self.with_speedups:
                 raise Unavailable(reason) from error
             self.with_speedups = False
@@ -225,10 +226,6 @@ class _Programs:
 def _compile(program, arguments):
     """Lower and compile now, so that any failure shows before the first step changes a weight."""
     return program.lower(*arguments).compile()
-
-
-def _first_line(error):
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
 
 
 def _epoch_order(shuffling, count, steps, batch_size, slots=None):
