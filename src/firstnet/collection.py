@@ -359,15 +359,15 @@ def held_out_split(labels, fraction=0.2, seed=HELD_OUT_SEED):
 
 
 def load_collection(root, for_scoring=False):
-    """A collection as an `Mnist` of digits (labels are the folder digits, whichever digits are present).
+    """A collection as an `Dataset` of digits (labels are the folder digits, whichever digits are present).
 
     For scoring every picture is the test set; for training the same seeded fifth of each digit is held out.
     """
-    from firstnet.data.arrays import Mnist
+    from firstnet.data.arrays import Dataset
 
     images, labels, _ = read_pictures(root)
     train, held = (np.arange(len(labels)), np.arange(len(labels))) if for_scoring else held_out_split(labels)
-    return Mnist(images[train], labels[train], images[held], labels[held],
+    return Dataset(images[train], labels[train], images[held], labels[held],
                  source=f"the class collection {root} ({len(labels)} pictures)", preparation="mnist")
 
 

@@ -4,14 +4,14 @@ import functools
 
 import numpy as np
 
-from firstnet import data as mnist_data, images
-from firstnet.data import folders
+from firstnet import images
+from firstnet.data import folders, prepare_images
 
 
 def predict_digits(model, prepared):
     """Probabilities for a batch of prepared pictures (28x28 digits for MNIST): an (n, classes) array, rows summing to 1."""
     prepared = np.asarray(prepared)
-    return np.asarray(model.predict(mnist_data.prepare_images(prepared, model.inputs[0].shape[1:]), verbose=0))
+    return np.asarray(model.predict(prepare_images(prepared, model.inputs[0].shape[1:]), verbose=0))
 
 
 def picture_shape(run_metrics):

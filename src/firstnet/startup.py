@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from firstnet import files, plots
-from firstnet import data as mnist_data
+from firstnet.data import load_dataset
 from firstnet.errors import first_line
 
 # `firstnet train` never uses Keras's scikit-learn wrappers, pandas inputs, notebook display or plotting helpers,
@@ -62,7 +62,7 @@ class Loading(threading.Thread):
     def run(self):
         started = time.perf_counter()
         try:
-            self.data = mnist_data.load_mnist(self.path, dataset=self.dataset)
+            self.data = load_dataset(self.path, dataset=self.dataset)
         except BaseException as error:  # Handed to the main thread, which raises it.
             self.error = error
         self.seconds = time.perf_counter() - started

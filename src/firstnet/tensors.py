@@ -8,6 +8,7 @@ import types
 import numpy as np
 
 from firstnet import files, plots
+from firstnet.data import Dataset, load_dataset
 from firstnet.errors import UserError
 
 IMAGE_SIZE = 28
@@ -65,16 +66,14 @@ def examples(data, clip_count=4, seed=0):
 
 
 def training_arrays(data):
-    """The training images and labels in `data`: an `Mnist`, what `data.load_data()` returns, or the module itself.
+    """The training images and labels in `data`: a `Dataset`, what `data.load_data()` returns, or the module itself.
 
     `from firstnet import data` puts the module in scope under the name the README's `examples(data)` uses, so
     the module stands for the default MNIST (`load_mnist()`).
     """
-    from firstnet import data as mnist_data
-
-    if isinstance(data, types.ModuleType) and data is mnist_data:
-        data = mnist_data.load_mnist()
-    if isinstance(data, mnist_data.Mnist):
+    if isinstance(data, types.ModuleType) and data.__name__ == "firstnet.data":
+        data = load_dataset()
+    if isinstance(data, Dataset):
         if data.x_train.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
             shape = "x".join(str(side) for side in data.x_train.shape[1:3])
             colour = "colour" if data.x_train.ndim == 4 else "grey"

@@ -6,7 +6,8 @@ import secrets
 
 import keras
 
-from firstnet import checkpoints, data as mnist_data, distribute, evaluate, loops, model as firstnet_model, runs, versions
+from firstnet import checkpoints, distribute, evaluate, loops, model as firstnet_model, runs, versions
+from firstnet.data import load_dataset
 from firstnet.errors import UserError
 from firstnet.loops import events
 
@@ -86,7 +87,7 @@ class TrainResult:
 def train(config=None, data=None, *, watchers=(), figures=None, timings=None):
     """Run the whole lesson once and return the run folder, the trained model, its history and its metrics.
 
-    `data` may be an `Mnist` already loaded (the notebooks and the tests pass one); otherwise `config.data` or
+    `data` may be an `Dataset` already loaded (the notebooks and the tests pass one); otherwise `config.data` or
     the default sources are used. `watchers` see training as it happens (loops/events.py): the CLI's progress
     bar, the web page. `figures` and `timings` come from the CLI's start-up (startup.py): who draws the figures,
     and how long the import and the loading took.
@@ -102,7 +103,7 @@ def train(config=None, data=None, *, watchers=(), figures=None, timings=None):
     devices = distribute.choose(config.devices)
     with runs.new_run(config.run_dir, root=config.runs_root, resume=config.resume) as run_dir, distribute.scope(devices):
         # 1. Prepare: the digits as the tutorial loads them (uint8 28x28 images, labels 0-9).
-        data = data or mnist_data.load_mnist(config.data, dataset=config.dataset)
+        data = data or load_dataset(config.data, dataset=config.dataset)
         resumed = checkpoints.load(run_dir, data) if config.resume else None  # Refused if the data or versions changed.
         announce("begin", text=describe(config, data, seed))
 

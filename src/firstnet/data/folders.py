@@ -20,7 +20,7 @@ import numpy as np
 
 from firstnet.errors import UserError, first_line
 from firstnet.images import to_grey
-from firstnet.data.arrays import Mnist
+from firstnet.data.arrays import Dataset
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 # Pictures are made at most this many pixels on their longer side: a network learns classes from small pictures,
@@ -45,7 +45,7 @@ def is_class_folders(path):
 
 
 def load_class_folders(path, *, for_scoring=False, announce=None):
-    """The pictures under `path` as an `Mnist` with `class_names`; see the module's docstring for the layouts.
+    """The pictures under `path` as an `Dataset` with `class_names`; see the module's docstring for the layouts.
 
     `for_scoring` (evaluate) takes every picture of the one-folder layout as the test set. Notes on what was
     skipped or changed go to `announce` (default: one line each on stderr) and into the result's `notes`.
@@ -82,7 +82,7 @@ def load_class_folders(path, *, for_scoring=False, announce=None):
         raise UserError(f"{path}: no readable test pictures left; add some to test/<class>/")
     for note in notes:
         announce(f"firstnet: {note}")
-    return Mnist(*images["train"], *images["test"], source=str(path), class_names=tuple(class_names),
+    return Dataset(*images["train"], *images["test"], source=str(path), class_names=tuple(class_names),
                  dataset="folders", preparation=preparation_of(shape), notes=tuple(notes))
 
 

@@ -24,7 +24,7 @@ def load_npz(path):
 
 
 def _read_npz(path):
-    """The validated `Mnist` in the .npz at `path`, and whether the file is compressed."""
+    """The validated `Dataset` in the .npz at `path`, and whether the file is compressed."""
     _refuse_what_is_not_npz(path)
     try:
         archive = np.load(path, allow_pickle=False)

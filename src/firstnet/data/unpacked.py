@@ -9,9 +9,9 @@ from firstnet.data.arrays import MNIST_ARRAYS, validated
 
 
 def kept_unpacked(path, source, read, variant=""):
-    """`read()`'s `Mnist`, or the unpacked copy kept by an earlier call, for as long as the file at `path` is unchanged.
+    """`read()`'s `Dataset`, or the unpacked copy kept by an earlier call, for as long as the file at `path` is unchanged.
 
-    `read` returns the `Mnist` and whether a copy is worth keeping (an uncompressed .npz reads as fast as its copy).
+    `read` returns the `Dataset` and whether a copy is worth keeping (an uncompressed .npz reads as fast as its copy).
     """
     copy, stamp = _unpacked_copy(path, variant)
     if copy is not None:
@@ -55,7 +55,7 @@ def _stamped_path(stamp):
 
 
 def _read_unpacked_copy(copy, stamp, source):
-    """The `Mnist` kept in `copy` if it holds the version of the file that `stamp` names, else None."""
+    """The `Dataset` kept in `copy` if it holds the version of the file that `stamp` names, else None."""
     try:
         with np.load(copy, allow_pickle=False) as archive:
             if str(archive["stamp"]) != stamp:
