@@ -5,7 +5,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from firstnet import cli, data, plots, runs, runs_table
+from firstnet import cli, plots, runs, runs_table
 
 
 def texts_inside_the_figure(figure):

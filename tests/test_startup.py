@@ -118,8 +118,8 @@ def python_lines(script):
 def test_lean_import_leaves_out_optional_packages_only_while_keras_imports():
     script = (
         "import sys\n"
-        "from firstnet import startup\n"
-        "keras, seconds, fallback = startup.import_keras(lean=True)\n"
+        "from firstnet.loops.speedups import lean_import\n"
+        "keras, seconds, fallback = lean_import.import_keras(lean=True)\n"
         "print('sklearn' in sys.modules, 'pandas' in sys.modules, 'IPython' in sys.modules, keras.backend.backend())\n"
         "import sklearn, pandas\n"
         "print(sklearn.__name__, pandas.__name__)\n"
@@ -132,9 +132,9 @@ def test_lean_import_falls_back_to_a_whole_import_if_keras_needs_a_hidden_packag
     # Pretend Keras needed one of the hidden packages (here: jax itself, which it cannot do without).
     script = (
         "import sys\n"
-        "from firstnet import startup\n"
-        "startup.OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ('sklearn', 'jax')\n"
-        "keras, seconds, fallback = startup.import_keras(lean=True)\n"
+        "from firstnet.loops.speedups import lean_import\n"
+        "lean_import.OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ('sklearn', 'jax')\n"
+        "keras, seconds, fallback = lean_import.import_keras(lean=True)\n"
         "import keras.ops\n"
         "print(keras.backend.backend(), float(keras.ops.sum(keras.ops.ones(3))))\n"
         "print(fallback)\n"

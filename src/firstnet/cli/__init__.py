@@ -68,10 +68,10 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         if os.environ.get("KERAS_BACKEND") == "tensorflow" and args.command != "runs":
-            from firstnet import startup
+            from firstnet.loops import speedups
 
             # Inside the try: a Ctrl-C while TensorFlow loads is a Ctrl-C like any other.
-            startup.import_keras_quietly()
+            speedups.import_keras_quietly()
         code = args.handler(args)
     except UserError as error:
         if args.debug:
