@@ -30,7 +30,7 @@ def workload_flop(epochs=5, train_digits=60000, test_digits=10000, hidden=HIDDEN
 def training_gflop_over_columns(columns, epochs=5, train_digits=60000, hidden=HIDDEN):
     """The recipe's training GFLOP when the first layer's two large products take `columns` of the 784 pixels.
 
-    firstnet leaves out the pixels blank in every digit of a batch (src/firstnet/blanks.py), so its first-layer
+    firstnet leaves out the pixels blank in every digit of a batch (src/firstnet/loops/speedups/blanks.py), so its first-layer
     forward product and kernel gradient are `columns` wide instead of 784; the rest of the work is unchanged.
     """
     first_layer = 2 * 2 * INPUTS * hidden

@@ -129,7 +129,7 @@ def skipped_work(results, summary):
         "",
         f"The floor counts the whole recipe, the same for every variant. `firstnet train` leaves out of the first "
         f"layer's two large products the pixels that are blank in every digit of a batch (they add exact zeros; "
-        f"`src/firstnet/blanks.py`): {columns:.0f} of 784 columns on average, so its training computes "
+        f"`src/firstnet/loops/speedups/blanks.py`): {columns:.0f} of 784 columns on average, so its training computes "
         f"{done:.1f} of the {floors['train_gflop']:.1f} GFLOP. At the square-sgemm rate that work alone would take "
         f"{done / rate:.2f} s, and its fit ({ours['fit_median']:.2f} s) is {ours['fit_median'] / (done / rate):.2f}x "
         f"that.",

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from firstnet import data as mnist_data, model as firstnet_model
-from firstnet.loops import blanks, compiled
+from firstnet.loops import compiled
+from firstnet.loops.speedups import blanks
 
 # The blank-pixel speed-up belongs to the compiled loop, which runs on JAX.
 pytestmark = pytest.mark.backend("jax")

@@ -10,7 +10,7 @@ import pytest
 import web_clients
 from PIL import Image
 
-from firstnet import collection, data as mnist_data, finetune, predict
+from firstnet import collection, data as mnist_data, finetune, images, predict
 from firstnet.data import folders
 from firstnet.web import app as web_app
 
@@ -67,7 +67,7 @@ def test_add_keeps_the_prepared_digit_and_the_original_and_the_folder_reader_cou
     item = answer.json()["item"]
     assert item["label"] == str(mnist.y_test[0]) and len(item["id"]) == 16
     saved = folder / item["label"] / f"{item['id']}.png"
-    prepared = predict.prepare_image(predict.open_image(first))
+    prepared = images.prepare_image(images.open_image(first))
     # The picture kept is the page's own 28x28 preparation, and its id the hash of those pixels.
     assert np.array_equal(np.asarray(Image.open(saved)), prepared)
     assert item["id"] == collection.picture_id(prepared)
@@ -276,7 +276,7 @@ def test_import_takes_photos_filed_by_digit_and_keeps_them_as_originals(client, 
                         headers={"content-type": "application/zip"})
     assert report["added"] == 1, report
     (saved,) = (folder / "7").glob("*.png")
-    assert np.array_equal(np.asarray(Image.open(saved)), predict.prepare_image(predict.open_image(photo)))
+    assert np.array_equal(np.asarray(Image.open(saved)), images.prepare_image(images.open_image(photo)))
     # The photo is kept as its pixels, re-encoded as PNG: the same picture, none of the file's other bytes.
     kept = Image.open(folder / collection.ORIGINALS / f"{saved.stem}.png")
     assert kept.size == (120, 120) and np.array_equal(np.asarray(kept), np.asarray(Image.open(io.BytesIO(photo))))

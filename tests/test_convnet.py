@@ -18,7 +18,7 @@ def test_convolutions_as_products_equal_jax_convolutions_and_their_gradients(pad
     import jax
     from jax import numpy as jnp
 
-    from firstnet.loops import convolutions, retrace
+    from firstnet.loops.speedups import convolutions, retrace
 
     generator = np.random.default_rng(0)
     images = jnp.asarray(generator.normal(size=(4, 12, 10, channels)).astype(np.float32))
@@ -108,7 +108,7 @@ def test_every_command_takes_a_convnet_run(convnet_run, mnist, tmp_path, capsys)
 
 
 def test_convolutions_that_cannot_be_rewritten_fall_back_to_xla_s_own(mnist, tmp_path, monkeypatch):
-    from firstnet.loops import convolutions
+    from firstnet.loops.speedups import convolutions
 
     def moved(*arguments, **options):
         raise AttributeError("module 'jax.extend.core' has no attribute 'Literal'")

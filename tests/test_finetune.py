@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import run_firstnet
-from firstnet import bias, cli, collection, evaluate, finetune, predict
+from firstnet import cli, collection, evaluate, finetune, predict, shift
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +38,12 @@ def test_shifted_writers_are_deterministic_and_unlike_mnist(mnist):
 
 
 def test_wilson_interval_matches_known_values():
-    low, high = bias.wilson(8, 10)
+    low, high = shift.wilson(8, 10)
     assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
-    assert bias.wilson(0, 0) == (0.0, 1.0)
-    assert bias.wilson(10, 10)[1] == pytest.approx(1.0) and bias.wilson(10, 10)[0] == pytest.approx(0.7225, abs=1e-4)
+    assert shift.wilson(0, 0) == (0.0, 1.0)
+    assert shift.wilson(10, 10)[1] == pytest.approx(1.0) and shift.wilson(10, 10)[0] == pytest.approx(0.7225, abs=1e-4)
     # Many pictures give a narrow interval, few a wide one.
-    assert np.subtract(*bias.wilson(800, 1000)[::-1]) < np.subtract(*bias.wilson(8, 10)[::-1]) / 5
+    assert np.subtract(*shift.wilson(800, 1000)[::-1]) < np.subtract(*shift.wilson(8, 10)[::-1]) / 5
 
 
 def test_evaluate_scores_the_collection_beside_mnist_per_digit(trained_run, shifted, tmp_path, capsys):
@@ -93,9 +93,9 @@ def test_finetune_raises_our_accuracy_keeps_mnist_and_leaves_the_old_run_untouch
     assert stored["finetune"]["after"]["ours"] == pytest.approx(tuned["after"]["ours"]) and stored["test_accuracy"] >= 0.97
     assert digest(trained_run.run_dir) == before_files
     # Scored again on the whole collection, most of which it trained on, the fine-tuned run is told so.
-    note = bias.seen_note(stored, folder)
+    note = shift.seen_note(stored, folder)
     assert note and f"fine-tuned on {tuned['trained_on']} of these pictures" in note
-    assert bias.seen_note(trained_run.metrics, folder) is None
+    assert shift.seen_note(trained_run.metrics, folder) is None
 
 
 def test_train_from_on_the_command_line_and_its_mistakes(trained_run, shifted, tmp_path, mnist, capsys):
@@ -122,13 +122,13 @@ def test_train_from_on_the_command_line_and_its_mistakes(trained_run, shifted, t
 
 
 def test_runs_and_predict_say_which_run_a_fine_tuned_run_came_from():
-    from firstnet import runinfo
+    from firstnet import runs_table
 
     tuned = {"test_accuracy": 0.976, "finished_at": "2026-12-01T10:30:00", "data_full": True, "epochs": 5,
              "finetune": {"from": "runs/2026-12-01_101500", "collection": "/class/our_digits", "mnist_mixed": 240}}
     plain = {"test_accuracy": 0.981, "finished_at": "2026-12-01T10:15:00", "data_full": True, "epochs": 5}
-    assert runinfo.data_label(tuned) == "our_digits+MNIST from 2026-12-01_101500"
-    assert runinfo.data_label(plain) == "full MNIST"
-    assert "fine-tuned on our_digits+MNIST from 2026-12-01_101500" in runinfo.model_line("m.keras", tuned)
-    table = runinfo.runs_table([("runs/a", plain), ("runs/b", tuned)], "runs")
+    assert runs_table.data_label(tuned) == "our_digits+MNIST from 2026-12-01_101500"
+    assert runs_table.data_label(plain) == "full MNIST"
+    assert "fine-tuned on our_digits+MNIST from 2026-12-01_101500" in runs_table.model_line("m.keras", tuned)
+    table = runs_table.runs_table([("runs/a", plain), ("runs/b", tuned)], "runs")
     assert "our_digits+MNIST from 2026-12-01_101500" in table and "full MNIST" in table

@@ -56,7 +56,7 @@ def test_terminal_summary_names_the_numbers_and_the_files(looked):
 def test_summary_warns_only_when_the_test_digits_were_training_digits(looked):
     _, result, summary = looked
     assert summary["test_digits_note"] is None and "note:" not in result.stdout  # The real MNIST test set.
-    bundled = mnist_data.Mnist(*(np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.uint8)) * 2,
+    bundled = mnist_data.Dataset(*(np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.uint8)) * 2,
                                source=mnist_data.BUNDLED_SOURCE)
     note = evaluate.seen_in_training_note({"data_full": True}, bundled)
     assert note.startswith("note: these 1 test digits are from MNIST's training set")
@@ -164,7 +164,7 @@ def test_replay_starts_from_the_runs_own_weights_and_follows_its_first_epoch(loo
 def test_replay_records_every_step_from_the_seeded_initial_weights(mnist, run_loop):
     from firstnet import scratch
 
-    small = mnist_data.Mnist(mnist.x_train[:1000], mnist.y_train[:1000], mnist.x_test[:10], mnist.y_test[:10], "small")
+    small = mnist_data.Dataset(mnist.x_train[:1000], mnist.y_train[:1000], mnist.x_test[:10], mnist.y_test[:10], "small")
     metrics = {"seed": 3, "hidden_units": 16, "batch_size": 32, "loop": run_loop}
     replay = look.replay_first_epoch(metrics, small)
     assert replay.loop == run_loop
@@ -186,7 +186,7 @@ def test_replay_records_every_step_from_the_seeded_initial_weights(mnist, run_lo
 def test_look_at_a_scratch_run_replays_it_with_the_numpy_twin(mnist, tmp_path):
     from firstnet import scratch, train
 
-    small = mnist_data.Mnist(mnist.x_train[:2000], mnist.y_train[:2000], mnist.x_test[:500], mnist.y_test[:500], "small")
+    small = mnist_data.Dataset(mnist.x_train[:2000], mnist.y_train[:2000], mnist.x_test[:500], mnist.y_test[:500], "small")
     run = scratch.train(train.TrainConfig(epochs=1, hidden_units=16, seed=2, verbose=0, run_dir=str(tmp_path / "run")),
                         data=small)
     summary = look.look(run.run_dir, data=small, sample_count=200)

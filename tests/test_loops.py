@@ -12,7 +12,8 @@ import pytest
 
 from firstnet import data as mnist_data, evaluate, loops, model as firstnet_model, train
 from firstnet.errors import UserError
-from firstnet.loops import blanks, compiled, events, retrace
+from firstnet.loops import compiled, events
+from firstnet.loops.speedups import blanks, retrace
 
 
 def small_mnist(mnist, train_count, test_count=500):
@@ -83,9 +84,9 @@ def test_skipping_blank_pixels_trains_the_same_network(mnist, monkeypatch):
     widths = []
     build_program = compiled._training_program
 
-    def recorded(model, batch_size, pixels, width, speedups=True, **options):
+    def recorded(model, batch_size, pixels, width, with_speedups=True, **options):
         widths.append(width)
-        return build_program(model, batch_size, pixels, width, speedups, **options)
+        return build_program(model, batch_size, pixels, width, with_speedups, **options)
 
     monkeypatch.setattr(compiled, "_training_program", recorded)
     results = {}

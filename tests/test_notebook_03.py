@@ -19,7 +19,7 @@ def test_notebook_is_stored_without_outputs_and_uses_the_library():
     nbformat.validate(notebook)
     code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
     assert all(not cell.outputs for cell in notebook.cells if cell.cell_type == "code")
-    for call in ("collection.shifted_digits(", "bias.score_report(", "finetune.finetune(", "collection.write_digits("):
+    for call in ("collection.shifted_digits(", "shift.score_report(", "finetune.finetune(", "collection.write_digits("):
         assert call in code, call
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from firstnet import predict
+from firstnet import images, predict
 from firstnet.errors import UserError
 
 DIGITS = np.arange(0, 10000, 200)  # 50 test digits spread over the whole test set.
@@ -85,8 +85,8 @@ def test_photo_is_centred_and_read_as_the_original(model, originals, original_pr
     rng = np.random.default_rng(1)
     prepared = []
     for digit in originals:
-        image = predict.open_image(encode(photo(digit, rng), image_format), name=f"photo.{image_format.lower()}")
-        prepared.append(predict.prepare_image(image))
+        image = images.open_image(encode(photo(digit, rng), image_format), name=f"photo.{image_format.lower()}")
+        prepared.append(images.prepare_image(image))
         assert_mnist_like(prepared[-1])
     agreement = (predict.predict_digits(model, np.stack(prepared)).argmax(axis=1) == original_predictions).mean()
     assert agreement >= 0.9, agreement
@@ -97,14 +97,14 @@ def test_photo_with_uneven_light_and_grain(model, originals, original_prediction
     prepared = []
     for digit in originals:
         rgb = np.repeat(photo(digit, rng, uneven_light=True)[..., None], 3, axis=2)
-        prepared.append(predict.prepare_image(predict.open_image(encode(rgb, "JPEG", quality=90))))
+        prepared.append(images.prepare_image(images.open_image(encode(rgb, "JPEG", quality=90))))
         assert_mnist_like(prepared[-1])
     agreement = (predict.predict_digits(model, np.stack(prepared)).argmax(axis=1) == original_predictions).mean()
     assert agreement >= 0.9, agreement
 
 
 def test_mnist_digit_passes_through_unchanged_in_meaning(model, originals, original_predictions):
-    prepared = np.stack([predict.prepare_image(digit) for digit in originals])
+    prepared = np.stack([images.prepare_image(digit) for digit in originals])
     for image in prepared:
         assert_mnist_like(image)
     agreement = (predict.predict_digits(model, prepared).argmax(axis=1) == original_predictions).mean()
@@ -128,7 +128,7 @@ def test_drawn_digits_with_thin_and_thick_pens(model):
     correct = 0
     for digit, points in strokes.items():
         for pen_width in (1, 3, 40):
-            prepared = predict.prepare_image(drawing(points, pen_width))
+            prepared = images.prepare_image(drawing(points, pen_width))
             assert_mnist_like(prepared)
             assert (prepared > 128).sum() >= 30, "strokes should be about as bold as MNIST's"
             correct += int(predict.predict_digits(model, prepared[None])[0].argmax() == digit)
@@ -141,8 +141,8 @@ def test_phone_photo_is_turned_upright_by_its_exif_orientation(mnist):
     exif = Image.Exif()
     exif[0x0112] = 6  # "Rotate 90 degrees clockwise to display": the camera stored it turned the other way.
     stored = np.rot90(upright, k=1)  # np.rot90 turns anticlockwise.
-    turned = predict.prepare_image(predict.open_image(encode(stored, "JPEG", exif=exif, quality=95)))
-    expected = predict.prepare_image(predict.open_image(encode(upright, "JPEG", quality=95)))
+    turned = images.prepare_image(images.open_image(encode(stored, "JPEG", exif=exif, quality=95)))
+    expected = images.prepare_image(images.open_image(encode(upright, "JPEG", quality=95)))
     assert np.abs(turned.astype(int) - expected.astype(int)).mean() < 3
 
 
@@ -153,16 +153,16 @@ def test_transparent_background(mnist, stroke_colour):
     rgba = np.zeros((28, 28, 4), np.uint8)
     rgba[..., :3] = stroke_colour
     rgba[..., 3] = digit
-    prepared = predict.prepare_image(predict.open_image(encode(rgba, "PNG", mode="RGBA")))
-    expected = predict.prepare_image(digit)
+    prepared = images.prepare_image(images.open_image(encode(rgba, "PNG", mode="RGBA")))
+    expected = images.prepare_image(digit)
     assert np.abs(prepared.astype(int) - expected.astype(int)).max() <= 3
 
 
 def test_sixteen_bit_greyscale_scan(mnist):
     digit = mnist.x_test[0]
     scan = Image.fromarray((255 - digit).astype(np.uint16) * 257)  # 0..65535, as a 16-bit scanner saves it.
-    prepared = predict.prepare_image(predict.open_image(encode(np.asarray(scan), "PNG")))
-    assert np.abs(prepared.astype(int) - predict.prepare_image(digit).astype(int)).max() <= 3
+    prepared = images.prepare_image(images.open_image(encode(np.asarray(scan), "PNG")))
+    assert np.abs(prepared.astype(int) - images.prepare_image(digit).astype(int)).max() <= 3
 
 
 @pytest.mark.parametrize("pixels", [
@@ -173,7 +173,7 @@ def test_sixteen_bit_greyscale_scan(mnist):
 ], ids=["white", "grey", "black", "light-gradient"])
 def test_blank_image_is_refused(pixels):
     with pytest.raises(UserError, match="found no digit in the image"):
-        predict.prepare_image(predict.open_image(encode(pixels, "PNG")))
+        images.prepare_image(images.open_image(encode(pixels, "PNG")))
 
 
 def png_header_only(width, height):
@@ -191,17 +191,17 @@ def test_too_large_image_is_refused_from_its_header(side, expected):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Pillow's decompression-bomb warning must not reach the learner.
         with pytest.raises(UserError, match=expected):
-            predict.open_image(png_header_only(side, side), name="huge.png")
+            images.open_image(png_header_only(side, side), name="huge.png")
 
 
 def test_non_image_and_broken_image_are_refused(tmp_path):
     with pytest.raises(UserError, match="notes.png: not a picture firstnet reads; use a PNG, JPEG, BMP, GIF or WebP picture"):
-        predict.open_image(b"these are my notes, not a picture", name="notes.png")
+        images.open_image(b"these are my notes, not a picture", name="notes.png")
     complete = encode(np.zeros((50, 50), np.uint8) + np.arange(50, dtype=np.uint8), "PNG")
     with pytest.raises(UserError, match="broken.png: the image data is broken"):
-        predict.open_image(complete[: len(complete) // 2], name="broken.png")
+        images.open_image(complete[: len(complete) // 2], name="broken.png")
     with pytest.raises(UserError, match="no such file"):
-        predict.open_image(tmp_path / "missing.png")
+        images.open_image(tmp_path / "missing.png")
 
 
 def test_predict_files_reads_a_folder(model, mnist, tmp_path):
@@ -225,4 +225,4 @@ def test_a_bad_file_in_a_folder_is_named(model, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(UserError, match="no image files"):
-        predict.image_files([empty])
+        images.image_files([empty])

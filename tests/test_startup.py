@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import run_firstnet
-from firstnet import model as firstnet_model, runs, startup
+from firstnet import files, model as firstnet_model, runs, startup
 
 
 def seeded_model(seed, hidden_units=64):
@@ -32,16 +32,16 @@ def test_cache_folder_choice(monkeypatch, tmp_path):
 
 
 def test_cache_folder_must_be_private_and_writable(tmp_path):
-    assert runs.private_writable_folder(tmp_path / "new" / "cache")
+    assert files.private_writable_folder(tmp_path / "new" / "cache")
     assert stat.S_IMODE((tmp_path / "new" / "cache").stat().st_mode) & 0o077 == 0
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    assert not runs.private_writable_folder(blocker / "cache")
+    assert not files.private_writable_folder(blocker / "cache")
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
     # Anyone could plant a compiled program there, and JAX would run it: refused.
-    assert not runs.private_writable_folder(shared)
+    assert not files.private_writable_folder(shared)
 
 
 @pytest.mark.parametrize("setting", ["unusable", "off"])
@@ -118,8 +118,8 @@ def python_lines(script):
 def test_lean_import_leaves_out_optional_packages_only_while_keras_imports():
     script = (
         "import sys\n"
-        "from firstnet import startup\n"
-        "keras, seconds, fallback = startup.import_keras(lean=True)\n"
+        "from firstnet.loops.speedups import lean_import\n"
+        "keras, seconds, fallback = lean_import.import_keras(lean=True)\n"
         "print('sklearn' in sys.modules, 'pandas' in sys.modules, 'IPython' in sys.modules, keras.backend.backend())\n"
         "import sklearn, pandas\n"
         "print(sklearn.__name__, pandas.__name__)\n"
@@ -132,9 +132,9 @@ def test_lean_import_falls_back_to_a_whole_import_if_keras_needs_a_hidden_packag
     # Pretend Keras needed one of the hidden packages (here: jax itself, which it cannot do without).
     script = (
         "import sys\n"
-        "from firstnet import startup\n"
-        "startup.OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ('sklearn', 'jax')\n"
-        "keras, seconds, fallback = startup.import_keras(lean=True)\n"
+        "from firstnet.loops.speedups import lean_import\n"
+        "lean_import.OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ('sklearn', 'jax')\n"
+        "keras, seconds, fallback = lean_import.import_keras(lean=True)\n"
         "import keras.ops\n"
         "print(keras.backend.backend(), float(keras.ops.sum(keras.ops.ones(3))))\n"
         "print(fallback)\n"

@@ -17,7 +17,7 @@ import web_clients
 from PIL import Image, ImageDraw
 
 from conftest import run_firstnet
-from firstnet import predict
+from firstnet import images, predict
 from firstnet.errors import UserError
 from firstnet.web import app as web_app, limits
 
@@ -73,7 +73,7 @@ def test_answers_are_those_of_firstnet_predict(client, mnist, trained_run):
     """The page's answer is exactly what the library's predict pipeline gives for the same file."""
     data = as_drawing(mnist.x_test[7])
     answer = post_file(client, data).json()
-    prepared = predict.prepare_image(predict.open_image(data))
+    prepared = images.prepare_image(images.open_image(data))
     expected = predict.predict_digits(trained_run.model, prepared[np.newaxis])[0]
     assert answer["input"] == prepared.astype(int).tolist()
     np.testing.assert_allclose(answer["probabilities"], expected, atol=1e-6)
@@ -227,9 +227,9 @@ def test_bad_pictures_get_422_with_a_message(client, send, expected):
 
 def test_decompression_bomb_header_is_refused_before_decoding():
     with pytest.raises(UserError, match="too large"):
-        predict.open_image(png_with_declared_size(5000, 5000))
+        images.open_image(png_with_declared_size(5000, 5000))
     with pytest.raises(UserError):
-        predict.open_image(png_with_declared_size(100_000, 100_000))
+        images.open_image(png_with_declared_size(100_000, 100_000))
 
 
 def test_other_content_types_get_415(client):

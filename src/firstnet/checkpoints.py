@@ -1,4 +1,4 @@
-"""What a run needs to go on after Ctrl-C or a crash: written atomically with runs.atomic_path, read back with checks.
+"""What a run needs to go on after Ctrl-C or a crash: written atomically with files.atomic_path, read back with checks.
 
 A checkpoint is one file, `checkpoint.npz` in the run folder: the model's and the optimizer's variables, where
 training stands (the epoch, the steps done in it, the epoch's running totals), the shuffling generator's state at
@@ -17,7 +17,7 @@ import pathlib
 
 import numpy as np
 
-from firstnet import runs
+from firstnet import files, runs, versions
 from firstnet.errors import UserError
 
 FILE = "checkpoint.npz"
@@ -35,7 +35,7 @@ def deciding_versions():
     """The versions here that decide a run's numbers, with the Keras backend that computes them."""
     import keras
 
-    return {name: value for name, value in runs.versions().items() if name in DECIDING} | {
+    return {name: value for name, value in versions.installed().items() if name in DECIDING} | {
         "backend": keras.backend.backend()}
 
 
@@ -85,7 +85,7 @@ class Writer:
                   for index, value in enumerate(state["variables"][group])}
         # The totals as float32 bits: a resumed epoch's running means continue from exactly these sums.
         arrays["totals"] = np.asarray(state.get("totals") or [], dtype=np.float32)
-        with runs.atomic_path(self.path) as temporary, open(temporary, "wb") as stream:
+        with files.atomic_path(self.path) as temporary, open(temporary, "wb") as stream:
             np.savez(stream, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
 
 

@@ -11,3 +11,5 @@ LOOPS = ("compiled", "fit")
 MODELS = ("dense", "convnet")
 # Datasets by name (`--dataset`), through keras.datasets and its cache (data/named.py).
 DATASETS = ("mnist", "fashion_mnist")
+# The part of each digit of a class collection held out to score fine-tuning before and after (`train --from`).
+HELD_OUT_FRACTION = 0.2

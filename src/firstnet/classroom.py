@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 
-from firstnet import collection as library, runs
+from firstnet import collection as library, files
 from firstnet.errors import UserError
 
 OWNERS = ".owners"
@@ -59,7 +59,7 @@ class Classroom:
         return text if STUDENT_PATTERN.match(text) else None
 
     def _set_owner(self, item_id, student):
-        runs.write_text(self.root / OWNERS / item_id, student + "\n")
+        files.write_text(self.root / OWNERS / item_id, student + "\n")
 
     def add(self, image_bytes, label, student, name="the picture", max_pixels=None):
         """A student's drawing or photo: straight into the collection, or into the queue when review comes first.
@@ -124,11 +124,11 @@ class Classroom:
                 raise QueueFull(f"{MAX_PENDING} pictures are waiting for the teacher's review; try again after the "
                                 "teacher has looked at them")
             self.collection.ensure()
-            runs.write_bytes(folder / f"{item_id}.png", library.png_bytes(prepared))
+            files.write_bytes(folder / f"{item_id}.png", library.png_bytes(prepared))
             if original is not None:
-                runs.write_bytes(folder / f"{item_id}.original{suffix}", original)
+                files.write_bytes(folder / f"{item_id}.original{suffix}", original)
             added = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-            runs.write_json(folder / f"{item_id}.json", {"label": label, "owner": student, "added": added,
+            files.write_json(folder / f"{item_id}.json", {"label": label, "owner": student, "added": added,
                                                          "suffix": suffix if original is not None else None})
             return self._pending_item(item_id)
 

@@ -22,8 +22,10 @@ import zlib
 
 import numpy as np
 
-from firstnet import runs
+from firstnet import files
 from firstnet.errors import UserError
+from firstnet.files import DEFAULT_RUNS_ROOT
+from firstnet.images import IMAGE_SUFFIXES, open_image, prepare_file, prepare_image, to_grey
 
 MARKER = ".firstnet-collection"
 ORIGINALS = ".originals"
@@ -54,7 +56,7 @@ class LabelledOtherwise(UserError):
     """The same picture is already in the collection under another label."""
 
 
-def default_folder(runs_root=runs.DEFAULT_RUNS_ROOT):
+def default_folder(runs_root=DEFAULT_RUNS_ROOT):
     """Where `firstnet serve` keeps the collection when not told: `collection/` beside the runs folder."""
     return pathlib.Path(runs_root).resolve().parent / "collection"
 
@@ -84,16 +86,14 @@ def prepare_upload(image_bytes, name="the picture", max_pixels=None):
     The original is kept re-encoded as a PNG of at most 256x256 pixels, not byte for byte: whatever a file carried
     besides its pixels (a phone's location, trailing bytes) is dropped, and each original has a bound (ORIGINAL_SIDE).
     """
-    from firstnet import predict
-
     if len(image_bytes) > MAX_ORIGINAL_BYTES:
         raise UserError(f"{name}: {len(image_bytes) / 2**20:.1f} MB is too large; at most "
                         f"{MAX_ORIGINAL_BYTES // 2**20} MB (a digit needs far less)")
-    image = predict.open_image(bytes(image_bytes), name=name, max_pixels=max_pixels)
-    grey = predict.to_grey(image)
+    image = open_image(bytes(image_bytes), name=name, max_pixels=max_pixels)
+    grey = to_grey(image)
     if grey.max() - grey.min() < 32:
         raise UserError(f"{name}: the picture is blank; draw a digit first (or upload a photo of one)")
-    return predict.prepare_image(image), original_png(image), ".png"
+    return prepare_image(image), original_png(image), ".png"
 
 
 def original_png(image):
@@ -109,9 +109,7 @@ def original_png(image):
 
 def read_prepared(path):
     """A collection's prepared digit read back: a 28x28 greyscale PNG as uint8, or a UserError."""
-    from firstnet import predict
-
-    image = predict.open_image(pathlib.Path(path))
+    image = open_image(pathlib.Path(path))
     if image.size != (28, 28) or image.mode != "L":
         raise UserError(f"{path}: not a prepared 28x28 greyscale digit")
     return np.asarray(image, dtype=np.uint8)
@@ -145,7 +143,7 @@ class Collection:
         """Make the folder and its marker on the first picture, so that merely serving the page creates nothing."""
         if not is_collection(self.root):
             self.root.mkdir(parents=True, exist_ok=True)
-            runs.write_text(self.root / MARKER, "firstnet class collection: <digit>/<id>.png, originals in .originals/\n")
+            files.write_text(self.root / MARKER, "firstnet class collection: <digit>/<id>.png, originals in .originals/\n")
 
     def find(self, item_id):
         """The (label, path) of a picture by id, or None (a link in its place is not a picture the collection wrote)."""
@@ -190,8 +188,8 @@ class Collection:
             self.ensure()
             path = self.root / label / f"{item_id}.png"
             if original is not None:
-                runs.write_bytes(self.root / ORIGINALS / f"{item_id}{original_suffix}", original, self.sync)
-            runs.write_bytes(path, png_bytes(prepared), self.sync)
+                files.write_bytes(self.root / ORIGINALS / f"{item_id}{original_suffix}", original, self.sync)
+            files.write_bytes(path, png_bytes(prepared), self.sync)
             return self.item(label, path), True
 
     def add_upload(self, image_bytes, label, name="the picture"):
@@ -246,7 +244,7 @@ class Collection:
             originals = self.root / ORIGINALS
             kept = {path.stem.split(".")[0]: path for path in originals.iterdir()
                     if path.is_file() and not path.is_symlink()} if originals.is_dir() and not originals.is_symlink() else {}
-        with runs.atomic_path(destination) as temporary:
+        with files.atomic_path(destination) as temporary:
             with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
                 archive.writestr(MARKER, "firstnet class collection: <digit>/<id>.png, originals in .originals/\n")
                 for label, path in pictures:
@@ -355,21 +353,17 @@ def _read_entry(archive, entry):
 
 def _original_from_entry(archive, entry):
     """An original from a zip, re-encoded within the bound as every original is; (None, ".png") if it is unusable."""
-    from firstnet import predict
-
     if pathlib.PurePosixPath(entry.filename).suffix.lower() not in ORIGINAL_SUFFIXES.values():
         return None, ".png"
     try:
-        return original_png(predict.open_image(_read_entry(archive, entry), name=entry.filename)), ".png"
+        return original_png(open_image(_read_entry(archive, entry), name=entry.filename)), ".png"
     except UserError:
         return None, ".png"
 
 
 def _picture_from_entry(data, name):
     """(prepared, original bytes or None, suffix): a 28x28 grey PNG is taken as prepared, any other picture prepared."""
-    from firstnet import predict
-
-    image = predict.open_image(data, name=name)
+    image = open_image(data, name=name)
     if image.size == (28, 28) and image.mode == "L":  # A prepared digit, as an export holds it.
         return np.asarray(image, dtype=np.uint8), None, ".png"
     return prepare_upload(data, name)
@@ -377,8 +371,6 @@ def _picture_from_entry(data, name):
 
 def read_pictures(root):
     """Every picture of a collection: images (n, 28, 28) uint8, labels (n,) uint8 and ids, in id order per digit."""
-    from firstnet import predict
-
     root = pathlib.Path(root)
     images, labels, ids = [], [], []
     for label in DIGITS:
@@ -387,17 +379,17 @@ def read_pictures(root):
             continue
         for path in sorted(folder.iterdir()):
             # A link could point anywhere on the computer: a collection only ever holds the files it wrote.
-            if path.suffix.lower() not in predict.IMAGE_SUFFIXES or path.name.startswith(".") or path.is_symlink():
+            if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith(".") or path.is_symlink():
                 continue
             try:
-                image = predict.open_image(path)
+                image = open_image(path)
             except UserError:
                 if not path.exists():
                     continue  # Deleted from the page while the collection was being read.
                 raise
             # A collection's own pictures are prepared already; a photo filed by hand is prepared as the page would.
             is_prepared = image.size == (28, 28) and image.mode == "L"
-            pixels = np.asarray(image, dtype=np.uint8) if is_prepared else predict.prepare_file(path)
+            pixels = np.asarray(image, dtype=np.uint8) if is_prepared else prepare_file(path)
             images.append(pixels)
             labels.append(int(label))
             ids.append(path.stem)
@@ -424,15 +416,15 @@ def held_out_split(labels, fraction=0.2, seed=HELD_OUT_SEED):
 
 
 def load_collection(root, for_scoring=False):
-    """A collection as an `Mnist` of digits (labels are the folder digits, whichever digits are present).
+    """A collection as an `Dataset` of digits (labels are the folder digits, whichever digits are present).
 
     For scoring every picture is the test set; for training the same seeded fifth of each digit is held out.
     """
-    from firstnet.data.arrays import Mnist
+    from firstnet.data.arrays import Dataset
 
     images, labels, _ = read_pictures(root)
     train, held = (np.arange(len(labels)), np.arange(len(labels))) if for_scoring else held_out_split(labels)
-    return Mnist(images[train], labels[train], images[held], labels[held],
+    return Dataset(images[train], labels[train], images[held], labels[held],
                  source=f"the class collection {root} ({len(labels)} pictures)", preparation="mnist")
 
 

@@ -6,3 +6,8 @@ class UserError(ValueError):
 
     It is a ValueError, so that code calling the library can catch bad settings the usual Python way.
     """
+
+
+def first_line(error):
+    """An exception as one short line, for messages that must stay one line."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]

@@ -5,7 +5,8 @@ import time
 
 import numpy as np
 
-from firstnet import data as mnist_data
+from firstnet.data import BUNDLED_SOURCE, one_hot, prepare_images
+from firstnet.errors import first_line
 from firstnet.loops import compiled
 
 
@@ -33,14 +34,14 @@ def evaluate_model(model, images, labels, batch_size=1024, verbose=0):
         try:
             scored = compiled.score(model, images, labels, batch_size=batch_size)
         except Exception as error:  # The public path below computes the same numbers.
-            fallback = f"compiled scoring off ({type(error).__name__}: {mnist_data.first_line(error)})"
+            fallback = f"compiled scoring off ({type(error).__name__}: {first_line(error)})"
         if bar is not None and scored is not None:
             bar.update(steps, [("accuracy", scored[1]), ("loss", scored[0])], finalize=True)
     if scored is not None:
         test_loss, test_accuracy, probabilities = scored
     else:
-        inputs = mnist_data.prepare_images(images, model.inputs[0].shape[1:])
-        test_loss, test_accuracy = model.evaluate(inputs, mnist_data.one_hot(labels, probabilities_count(model)),
+        inputs = prepare_images(images, model.inputs[0].shape[1:])
+        test_loss, test_accuracy = model.evaluate(inputs, one_hot(labels, probabilities_count(model)),
                                                   batch_size=batch_size,
                                                   verbose=verbose)
         probabilities = np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0))
@@ -66,7 +67,7 @@ def seen_in_training_note(run_metrics, dataset):
     The bundled offline digits all come from MNIST's training set, so a model trained on the full MNIST has seen
     every one of them: its score there is higher than on digits it has never seen, which is what a test measures.
     """
-    if (run_metrics or {}).get("data_full") and dataset.source == mnist_data.BUNDLED_SOURCE:
+    if (run_metrics or {}).get("data_full") and dataset.source == BUNDLED_SOURCE:
         return (f"note: these {len(dataset.x_test)} test digits are from MNIST's training set, which this model "
                 f"was trained on, so the score above is too good; pass --data with the full MNIST for a real test")
     return None

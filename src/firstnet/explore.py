@@ -64,7 +64,7 @@ def show(data, index, split="train", grid=(1, 1), out=None):
     With `out` (a .png path) the picture is saved there; otherwise it is drawn as text for a terminal. Returns
     what to print. `grid` is (rows, columns) for several pictures at once.
     """
-    from firstnet import plots, runs
+    from firstnet import plots
 
     names = class_names(data)
     images, labels = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
@@ -83,7 +83,7 @@ def show(data, index, split="train", grid=(1, 1), out=None):
         else:
             figure = plots.grid_figure(chosen, [f"#{index + i}: {named[i]}" for i in range(count)], rows, columns,
                                        suptitle=f"{split} digits {index}..{index + count - 1}")
-        runs.save_figure(figure, out)
+        plots.save_figure(figure, out)
         return f"saved {out}"
     if count == 1:
         return f"{split}_images[{index}], label {named[0]}\n{plots.unicode_digit(chosen[0])}"

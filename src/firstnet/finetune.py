@@ -16,13 +16,16 @@ import dataclasses
 import pathlib
 import secrets
 
-from firstnet import runs
+import numpy as np
+
+from firstnet import collection, data, evaluate, loops, model as firstnet_model, runs, train
+from firstnet.choices import HELD_OUT_FRACTION
 from firstnet.errors import UserError
+from firstnet.loops import events
 
 FINETUNE_EPOCHS = 5
 # Half of RMSprop's default: the network already knows digits; smaller steps adapt it to ours with less forgetting.
 FINETUNE_LEARNING_RATE = 0.0005
-HELD_OUT_FRACTION = 0.2
 MIN_PICTURES = 20  # Fewer cannot give both a training part and a held-out part worth a score.
 DIGIT_NAMES = [str(digit) for digit in range(10)]
 
@@ -57,7 +60,7 @@ class FinetuneConfig:
 
 @dataclasses.dataclass
 class _Recipe:
-    """What `loops.fit` and `runs.run_metrics` read from a config, for a fine-tuning run."""
+    """What `loops.fit` and `train.run_metrics` read from a config, for a fine-tuning run."""
 
     epochs: int
     batch_size: int
@@ -73,11 +76,6 @@ class _Recipe:
 
 def finetune(config, *, mnist=None, watchers=(), figures=None):
     """Fine-tune `config.from_run` on the collection `config.data`; returns train.TrainResult with "finetune" in metrics."""
-    import numpy as np
-
-    from firstnet import collection, data as mnist_data, evaluate, loops, model as firstnet_model, train
-    from firstnet.loops import events
-
     config.check()
     parent = pathlib.Path(config.from_run)
     model_path = runs.resolve_model(parent)
@@ -98,7 +96,7 @@ def finetune(config, *, mnist=None, watchers=(), figures=None):
     if tuple(firstnet_model.image_shape(model)) not in ((784,), (28, 28, 1)) or evaluate.probabilities_count(model) != 10:
         raise UserError(f"--from {parent}: the model does not read 28x28 digits into 10 classes; fine-tune an MNIST run")
     if mnist is None:
-        mnist = (mnist_data.load_path(config.mnist) if config.mnist else mnist_data.choose_run_data(parent_metrics)[0])
+        mnist = (data.load_path(config.mnist) if config.mnist else data.choose_run_data(parent_metrics)[0])
     train_index, held_index = collection.held_out_split(labels, config.held_out)
     if not len(held_index) or not len(train_index):
         raise UserError(f"--data {data_path}: its {len(labels)} pictures leave none to hold out or none to train on "
@@ -109,7 +107,7 @@ def finetune(config, *, mnist=None, watchers=(), figures=None):
     picked = np.random.default_rng(seed).choice(len(mnist.x_train), size=mixed, replace=False)
     x_train = np.concatenate([ours_train[0], mnist.x_train[picked]])
     y_train = np.concatenate([ours_train[1], mnist.y_train[picked]]).astype(np.uint8)
-    data = mnist_data.Mnist(x_train, y_train, mnist.x_test, mnist.y_test,
+    tuning = data.Dataset(x_train, y_train, mnist.x_test, mnist.y_test,
                             source=f"{len(train_index)} of our digits ({data_path}) + {mixed} MNIST digits",
                             path=mnist.path)
     before = _both_scores(model, ours_held, mnist)
@@ -121,14 +119,14 @@ def finetune(config, *, mnist=None, watchers=(), figures=None):
                      loop=config.loop, model=firstnet_model.model_family(model))
     announce = events.Broadcast(watchers)
     with runs.new_run(config.run_dir, root=config.runs_root) as run_dir:
-        announce("begin", text=(f"Training the run {parent} further on {data.source}: {config.epochs} "
+        announce("begin", text=(f"Training the run {parent} further on {tuning.source}: {config.epochs} "
                                 f"epoch{'s' if config.epochs != 1 else ''}, batch {config.batch_size}, {optimizer_name} "
                                 f"(learning rate {learning_rate:g}, optimizer state {state}), seed {seed}"))
         announce("note", text=_scores_line("before", before, len(held_index)))
-        fitted = loops.fit(model, data, recipe, seed, watchers=list(watchers))
+        fitted = loops.fit(model, tuning, recipe, seed, watchers=list(watchers))
         after = _both_scores(model, ours_held, mnist)
         announce("note", text=_scores_line("after", after, len(held_index)))
-        metrics = runs.run_metrics(recipe, seed, data, fitted, after["mnist_scores"], model=model)
+        metrics = train.run_metrics(recipe, seed, tuning, fitted, after["mnist_scores"], model=model)
         metrics["data_full"] = bool(parent_metrics.get("data_full") or mnist.is_full)
         metrics["finetune"] = {
             "from": str(model_path.parent), "collection": str(data_path.resolve()), "pictures": int(len(labels)),
@@ -147,8 +145,6 @@ def _carry_optimizer(model, name, learning_rate):
     Returns "kept" when the old state was carried over, "fresh" when it could not be (an optimizer of another
     kind or shape, or a model saved without its optimizer).
     """
-    from firstnet import model as firstnet_model
-
     old = getattr(model, "optimizer", None)
     optimizer = firstnet_model.make_optimizer(name, learning_rate)
     model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
@@ -166,8 +162,6 @@ def _carry_optimizer(model, name, learning_rate):
 
 
 def _both_scores(model, ours, mnist):
-    from firstnet import evaluate
-
     ours_scores = evaluate.evaluate_model(model, *ours)
     mnist_scores = evaluate.evaluate_model(model, mnist.x_test, mnist.y_test)
     predicted = ours_scores["probabilities"].argmax(axis=1)
@@ -184,45 +178,3 @@ def _public(scores):
 def _scores_line(when, scores, held):
     return (f"{when + ':':<7} our digits (the {held} held out) {scores['ours']:.4f}   MNIST's test digits "
             f"{scores['mnist_test']:.4f}")
-
-
-def add_flags(parser):
-    """`firstnet train`'s fine-tuning flags (cli.py calls this once)."""
-    parser.add_argument("--from", dest="from_run", metavar="RUN",
-                        help="fine-tune this trained run on --data COLLECTION (the class's own digits); a new run")
-    parser.add_argument("--mix-mnist", type=float, default=None, metavar="RATIO",
-                        help="with --from: MNIST training digits mixed in per collection digit (default 1.0: as many)")
-    parser.add_argument("--held-out", type=float, default=None, metavar="FRACTION",
-                        help=f"with --from: the part of each digit of the collection held out for the before/after score "
-                             f"(default {HELD_OUT_FRACTION}, the same seeded part every time)")
-
-
-def command(args):
-    """`firstnet train --from RUN --data COLLECTION`; returns the exit code."""
-    from firstnet import cli
-    from firstnet.loops import events
-
-    # The flags of `firstnet train` that would change the network or its data; read with getattr, because cli.py's
-    # train flags grow and move (a flag that is not there was not given).
-    def flag(name, default=None):
-        return getattr(args, name, default)
-
-    refused = [name for name, given in (
-        ("--resume", flag("resume")), ("--fast", flag("fast")), ("--dataset", flag("dataset")),
-        ("--model convnet", flag("model", "dense") != "dense"), ("--devices", flag("devices")),
-        ("--validation-split", flag("validation_split")), ("--hidden-units", flag("hidden_units", 512) != 512),
-        ("--optimizer", not isinstance(flag("optimizer", cli.DefaultText("rmsprop")), cli.FlagDefault))) if given]
-    if refused:
-        raise UserError(f"--from fine-tunes the run as it is; drop {', '.join(refused)}")
-    if not args.data:
-        raise UserError("--from RUN needs --data COLLECTION: the folder of the class's digits to fine-tune on")
-    config = FinetuneConfig(from_run=args.from_run, data=args.data, epochs=args.epochs or FINETUNE_EPOCHS,
-                            batch_size=int(args.batch_size), learning_rate=args.learning_rate,
-                            mix_mnist=1.0 if args.mix_mnist is None else args.mix_mnist,
-                            held_out=HELD_OUT_FRACTION if args.held_out is None else args.held_out, seed=args.seed,
-                            loop=flag("loop"), run_dir=args.run_dir, verbose=0 if args.quiet else 1)
-    progress = events.ProgressBar(show_progress=not args.quiet)
-    result = finetune(config, watchers=[progress])
-    cli.print_scores(result.metrics["test_accuracy"], result.metrics["test_loss"])
-    cli.print_saved(result, f"firstnet evaluate {result.run_dir} --data {args.data}", quiet=args.quiet)
-    return cli.exit_code(result, "train")

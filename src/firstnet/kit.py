@@ -79,11 +79,11 @@ def project_folder():
 
 
 def find_full_mnist():
-    """The full MNIST where firstnet finds it ($FIRSTNET_DATA, keras's cache, or a download), as an Mnist."""
-    from firstnet import data as mnist_data
+    """The full MNIST where firstnet finds it ($FIRSTNET_DATA, keras's cache, or a download), as an Dataset."""
+    from firstnet.data import load_dataset
 
     notes = []
-    dataset = mnist_data.load_mnist(announce=notes.append)
+    dataset = load_dataset(announce=notes.append)
     if not dataset.is_full:
         raise UserError("the kit needs the full MNIST (70,000 digits) and only the bundled 5,000 were found; connect "
                         "to the internet once, or set FIRSTNET_DATA=path/to/mnist.npz, then run `firstnet kit` again")
@@ -106,7 +106,7 @@ def make_kit(folder, *, dependencies=True, announce=print):
     """
     import numpy as np
 
-    from firstnet import runs
+    from firstnet import files
 
     folder = pathlib.Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
@@ -134,16 +134,16 @@ def make_kit(folder, *, dependencies=True, announce=print):
         run_pip(["install", "--dry-run", "--ignore-installed", "--quiet", "--no-index", "--find-links", str(wheels),
                  "firstnet"], "checking that the wheels hold every package")
     announce(f"copying MNIST from {dataset.source} ...")
-    with runs.atomic_path(folder / "mnist.npz") as temporary:
+    with files.atomic_path(folder / "mnist.npz") as temporary:
         with open(temporary, "wb") as stream:
             np.savez_compressed(stream, x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test,
                                 y_test=dataset.y_test)
     version = "%d.%d" % sys.version_info[:2]
-    runs.write_text(folder / "install.sh", INSTALL_SH.replace("@PYTHON_VERSION@", version))
+    files.write_text(folder / "install.sh", INSTALL_SH.replace("@PYTHON_VERSION@", version))
     os.chmod(folder / "install.sh", 0o755)
-    runs.write_text(folder / "install.ps1", INSTALL_PS1.replace("@PYTHON_VERSION@", version))
+    files.write_text(folder / "install.ps1", INSTALL_PS1.replace("@PYTHON_VERSION@", version))
     held = sorted(path.name for path in wheels.glob("*.whl"))
-    runs.write_text(folder / "README.txt", readme(version, held, dependencies))
+    files.write_text(folder / "README.txt", readme(version, held, dependencies))
     return {"folder": folder, "wheels": held, "python": version, "platform": platform_name(),
             "mnist": folder / "mnist.npz", "dependencies": dependencies}
 
@@ -161,23 +161,3 @@ def readme(version, wheels, dependencies):
             "    sh install.sh              # Linux and macOS: firstnet in ~/firstnet/.venv, MNIST in ~/.keras/datasets\n"
             "    powershell -ExecutionPolicy Bypass -File install.ps1   # Windows, for a kit made on Windows\n\n"
             "then:  . ~/firstnet/.venv/bin/activate && cd ~/firstnet && firstnet train\n")
-
-
-def command(args):
-    made = make_kit(args.folder, dependencies=not args.no_deps)
-    size = sum(path.stat().st_size for path in made["folder"].rglob("*") if path.is_file())
-    print(f"kit: {made['folder']}/ ({size / 2**20:.0f} MB): {len(made['wheels'])} wheel{'' if len(made['wheels']) == 1 else 's'} for {made['platform']}, "
-          f"Python {made['python']}; mnist.npz; install.sh, install.ps1, README.txt")
-    if not made["dependencies"]:
-        print("note: --no-deps: only firstnet's own wheel is in it; laptops need the other packages already")
-    print(f"on each laptop, with no network: sh {made['folder']}/install.sh   then   firstnet train")
-
-
-def add_command(commands, common):
-    """`firstnet kit DIR`, wired into cli.py's subcommands in one line."""
-    kit = commands.add_parser("kit", parents=[common], help="make a folder (a USB stick) that installs firstnet and the "
-                              "full MNIST on laptops with no internet")
-    kit.add_argument("folder", metavar="DIR", help="a new or empty folder for the kit")
-    kit.add_argument("--no-deps", action="store_true",
-                     help="only firstnet's own wheel, no downloads (a quick check; laptops then need the other packages)")
-    kit.set_defaults(handler=command)

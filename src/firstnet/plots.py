@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from firstnet import files
+
 SHADES = " ░▒▓█"
 IMAGE_SIDE = 28
 NO_CURVES_YET = "stopped before the first epoch ended: no curves yet"
@@ -171,3 +173,11 @@ def unicode_grid(images, titles, columns, width=80):
                 lines.append((" " * gap).join(f"{digit[line]:<{COMPACT_WIDTH}}" for digit in chunk).rstrip())
             blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def save_figure(figure, path, dpi=110):
+    """Save a matplotlib figure as PNG, trimmed to what it shows unless the figure lays itself out."""
+    plt = _pyplot()
+    with files.atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, bbox_inches=None if figure.get_layout_engine() else "tight")
+    plt.close(figure)

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import threadpoolctl
 
-from firstnet import data as mnist_data
+from firstnet.data import load_dataset, one_hot, prepare_images
 from firstnet.errors import UserError
 from firstnet.loops.events import REPORT_EVERY
 
@@ -246,8 +246,8 @@ def train(config=None, data=None, watchers=()):
     history = events.History()
     emit = events.Broadcast([history, *watchers])
     with runs.new_run(config.run_dir, root=config.runs_root) as run_dir:
-        data = data or mnist_data.load_mnist(config.data)
-        train_images, train_targets = mnist_data.prepare_images(data.x_train), mnist_data.one_hot(data.y_train)
+        data = data or load_dataset(config.data)
+        train_images, train_targets = prepare_images(data.x_train), one_hot(data.y_train)
         # Keras keeps its learning rate as a float32 variable; so does the twin, so both report the same number.
         learning_rate = float(np.float32(config.learning_rate or LEARNING_RATE))
         emit("begin", text=f"Training Dense({config.hidden_units}, relu) -> Dense(10, softmax) from scratch in NumPy "
@@ -267,11 +267,11 @@ def train(config=None, data=None, watchers=()):
                                      "first_layer_columns": float(data.x_train[0].size)})
 
         started = time.perf_counter()
-        scores = evaluate(params, mnist_data.prepare_images(data.x_test), mnist_data.one_hot(data.y_test))
+        scores = evaluate(params, prepare_images(data.x_test), one_hot(data.y_test))
         scores = {"test_accuracy": scores["accuracy"], "test_loss": scores["loss"],
                   "confusion": firstnet_evaluate.confusion_matrix(data.y_test, scores["probabilities"].argmax(axis=1)),
                   "seconds": time.perf_counter() - started}
         model = to_keras_model(params, rmsprop_state, learning_rate=learning_rate)
-        metrics = runs.run_metrics(config, seed, data, fitted, scores, model=model, backend="numpy-scratch")
+        metrics = train.run_metrics(config, seed, data, fitted, scores, model=model, backend="numpy-scratch")
         runs.save_run(run_dir, model, fitted.history, metrics)
     return keras_train.TrainResult(run_dir=run_dir, model=model, history=fitted.history, metrics=metrics)

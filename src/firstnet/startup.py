@@ -1,11 +1,10 @@
-"""What makes the `firstnet` command start fast: MNIST read as Keras imports, a lean import, a compile cache, a figure helper.
+"""What makes the `firstnet` command start fast: MNIST read as Keras imports, a compile cache, a figure helper.
 
 Only the CLI uses this file; the lesson (train.py) takes what it prepared as arguments. Each trick here changes
-how fast a run starts, never its numbers, and each falls back to the ordinary way if it fails.
+how fast a run starts, never its numbers, and each falls back to the ordinary way if it fails. The lean import of
+Keras leans on Keras's internals, so it sits with the other such tricks (loops/speedups/lean_import.py).
 """
 
-import gc
-import importlib.abc
 import importlib.util
 import json
 import os
@@ -17,14 +16,9 @@ import time
 
 import numpy as np
 
-from firstnet import runs
-from firstnet import data as mnist_data
-
-# `firstnet train` never uses Keras's scikit-learn wrappers, pandas inputs, notebook display or plotting helpers,
-# so hiding those optional packages while Keras imports saves most of a second (benchmarks/RESULTS.md), and the
-# run's figures are drawn by a helper process on the core that is idle meanwhile (see `FigureHelper`). A library
-# user (a notebook, the tests) keeps the full Keras, because there the same Python session may go on to use them.
-OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ("sklearn", "pandas", "IPython", "matplotlib")
+from firstnet import files, plots
+from firstnet.data import load_dataset
+from firstnet.loops import speedups
 
 
 def prepare_training(data_path, dataset=None):
@@ -37,7 +31,7 @@ def prepare_training(data_path, dataset=None):
     loading = Loading(data_path, dataset)
     figures = FigureHelper()
     try:
-        _, import_seconds, fallback = import_keras(lean=True)
+        _, import_seconds, fallback = speedups.import_keras(lean=True)
         cache = enable_compilation_cache()
         data = loading.result()
     except BaseException:
@@ -61,7 +55,7 @@ class Loading(threading.Thread):
     def run(self):
         started = time.perf_counter()
         try:
-            self.data = mnist_data.load_mnist(self.path, dataset=self.dataset)
+            self.data = load_dataset(self.path, dataset=self.dataset)
         except BaseException as error:  # Handed to the main thread, which raises it.
             self.error = error
         self.seconds = time.perf_counter() - started
@@ -73,102 +67,9 @@ class Loading(threading.Thread):
         return self.data
 
 
-class _HidePackages(importlib.abc.MetaPathFinder):
-    """An import hook under which `import sklearn` (say) fails as if the package were not installed."""
-
-    def __init__(self, names):
-        self.names = set(names)
-
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in self.names:
-            raise ImportError(f"{name} is hidden while keras imports")
-        return None
-
-
-# What TensorFlow's C++ side prints on stderr as it loads, before anything can turn its logging off: not ours, not
-# actionable, and it would break the promise that a mistake is one line.
-TENSORFLOW_START_UP_NOISE = ("All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on",
-                             "cpu_feature_guard", "To enable the following instructions", "rebuild TensorFlow with")
-
-
-def import_keras_quietly():
-    """Import keras on TensorFlow with its start-up log lines filtered out of stderr; any other line still shows.
-
-    The lines come from TensorFlow's shared libraries as they load, past TF_CPP_MIN_LOG_LEVEL, so the file
-    descriptor itself is caught while Keras imports.
-    """
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            import keras  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        caught.seek(0)
-        lines = caught.read().decode("utf-8", errors="replace").splitlines()
-    for line in lines:
-        if line.strip() and not any(noise in line for noise in TENSORFLOW_START_UP_NOISE):
-            print(line, file=sys.stderr)
-
-
-def import_keras(lean=False):
-    """Import keras (its backend chosen by firstnet/__init__.py); return it, the seconds it took, and any fallback.
-
-    `lean=True`, on the JAX backend, hides scikit-learn, pandas, IPython and matplotlib while keras imports, when
-    none is imported yet: Keras then leaves out its scikit-learn wrappers, pandas inputs, notebook display and
-    plotting helpers for this process (they can still be imported afterwards). Other backends import things of
-    their own that look for these packages, so they get the ordinary import. If the lean import fails in any way
-    (a Keras release that needs one of them, say), Keras is imported the ordinary way and the fallback is named.
-    """
-    started = time.perf_counter()
-    if "keras" in sys.modules:
-        import keras
-
-        return keras, 0.0, None
-    if os.environ.get("KERAS_BACKEND") == "tensorflow":
-        import_keras_quietly()
-    lean = lean and os.environ.get("KERAS_BACKEND") == "jax"
-    hidden = [name for name in OPTIONAL_PACKAGES_KERAS_NEEDS_NOT if name not in sys.modules] if lean else []
-    fallback = None
-    # Python's cycle collector would walk the objects of every module imported so far, again and again, as the
-    # import creates more. Modules live as long as the process, so the collector waits until the import is
-    # done, and then leaves those objects out of its work (gc.freeze).
-    collecting = lean and gc.isenabled()
-    if collecting:
-        gc.disable()
-    try:
-        if hidden:
-            fallback = _import_hiding(hidden)
-        import keras
-    finally:
-        if collecting:
-            gc.freeze()
-            gc.enable()
-    return keras, time.perf_counter() - started, fallback
-
-
-def _import_hiding(hidden):
-    """Import keras with `hidden` packages hidden; on any failure, forget the half-import and say why (else None)."""
-    hook = _HidePackages(hidden)
-    sys.meta_path.insert(0, hook)
-    try:
-        import keras  # noqa: F401
-        return None
-    except Exception as error:
-        for name in [name for name in sys.modules if name == "keras" or name.startswith("keras.")]:
-            del sys.modules[name]
-        return f"lean Keras import off ({type(error).__name__}: {mnist_data.first_line(error)})"
-    finally:
-        sys.meta_path.remove(hook)
-
-
 def compilation_cache_dir():
-    """Where firstnet keeps compiled programs between runs (see `runs.cache_folder`), or None when caching is off."""
-    return runs.cache_folder("jax")
+    """Where firstnet keeps compiled programs between runs (see `files.cache_folder`), or None when caching is off."""
+    return files.cache_folder("jax")
 
 
 # Before 0.10, jaxlib writes dozens of C++ log lines on stderr each time it loads a program from the cache
@@ -203,7 +104,7 @@ def enable_compilation_cache():
     if not cache_is_quiet(jax.__version__):
         return None
     folder = compilation_cache_dir()
-    if folder is None or not runs.private_writable_folder(folder):
+    if folder is None or not files.private_writable_folder(folder):
         return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
     # The lesson's programs compile in well under JAX's default threshold of one second; keep them all.
@@ -272,8 +173,6 @@ def _draw_figures():
     matplotlib.use("Agg")
     import matplotlib.pyplot  # noqa: F401  (the slow part, done before the first figure is asked for)
 
-    from firstnet import plots
-
     for line in sys.stdin:
         job = json.loads(line)
         if job["figure"] == "curves":
@@ -281,6 +180,6 @@ def _draw_figures():
         else:
             numbers = job["numbers"]
             figure = plots.confusion_figure(numbers if isinstance(numbers, dict) else np.asarray(numbers))
-        runs.save_figure(figure, pathlib.Path(job["path"]))
+        plots.save_figure(figure, pathlib.Path(job["path"]))
     sys.stdout.flush()
     os._exit(0)

@@ -7,6 +7,8 @@ import types
 
 import numpy as np
 
+from firstnet import files, plots
+from firstnet.data import Dataset, load_dataset
 from firstnet.errors import UserError
 
 IMAGE_SIZE = 28
@@ -64,16 +66,14 @@ def examples(data, clip_count=4, seed=0):
 
 
 def training_arrays(data):
-    """The training images and labels in `data`: an `Mnist`, what `data.load_data()` returns, or the module itself.
+    """The training images and labels in `data`: a `Dataset`, what `data.load_data()` returns, or the module itself.
 
     `from firstnet import data` puts the module in scope under the name the README's `examples(data)` uses, so
     the module stands for the default MNIST (`load_mnist()`).
     """
-    from firstnet import data as mnist_data
-
-    if isinstance(data, types.ModuleType) and data is mnist_data:
-        data = mnist_data.load_mnist()
-    if isinstance(data, mnist_data.Mnist):
+    if isinstance(data, types.ModuleType) and data.__name__ == "firstnet.data":
+        data = load_dataset()
+    if isinstance(data, Dataset):
         if data.x_train.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
             shape = "x".join(str(side) for side in data.x_train.shape[1:3])
             colour = "colour" if data.x_train.ndim == 4 else "grey"
@@ -170,8 +170,6 @@ def format_table(found):
 
 
 def _pyplot():
-    from firstnet import plots
-
     return plots._pyplot()
 
 
@@ -218,8 +216,6 @@ def vocabulary_figure(found):
 
 def images_figure(found, rows=4, columns=8):
     """The first digits of the image tensor, each one sample along axis 0."""
-    from firstnet import plots
-
     images = found["images"].tensor
     count = rows * columns
     return plots.grid_figure(images[:count, :, :, 0], [f"images[{index}]" for index in range(count)], rows, columns,
@@ -252,11 +248,9 @@ def save_gif(clip, path, scale=3, milliseconds_per_frame=150):
     """One clip (frames, height, width, 1) as an animated GIF, ink dark on white paper like the figures, atomically."""
     from PIL import Image
 
-    from firstnet import runs
-
     frames = [Image.fromarray(255 - np.asarray(frame[:, :, 0], dtype=np.uint8)) for frame in clip]
     frames = [frame.resize((frame.width * scale, frame.height * scale), Image.NEAREST) for frame in frames]
-    with runs.atomic_path(path) as temporary:
+    with files.atomic_path(path) as temporary:
         frames[0].save(temporary, format="GIF", save_all=True, append_images=frames[1:],
                        duration=milliseconds_per_frame, loop=0)
 
@@ -277,14 +271,12 @@ def figure_folder(out_dir):
 
 def save_figures(found, out_dir):
     """Write the tensor figures into `out_dir` and return the paths written."""
-    from firstnet import runs
-
     out_dir = figure_folder(out_dir)
     clips = found["video"].tensor
     written = []
     for name, figure in (("vocabulary.png", vocabulary_figure(found)), ("images.png", images_figure(found)),
                          ("video_filmstrip.png", filmstrip_figure(clips))):
-        runs.save_figure(figure, out_dir / name)
+        plots.save_figure(figure, out_dir / name)
         written.append(out_dir / name)
     save_gif(clips[0], out_dir / "video.gif")
     written.append(out_dir / "video.gif")

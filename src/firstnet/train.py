@@ -1,11 +1,13 @@
 """The tutorial's lesson: prepare MNIST, build the network, compile it, fit it, evaluate it, save it as a run folder."""
 
 import dataclasses
+import datetime
 import secrets
 
 import keras
 
-from firstnet import checkpoints, data as mnist_data, distribute, evaluate, loops, model as firstnet_model, runs
+from firstnet import checkpoints, distribute, evaluate, loops, model as firstnet_model, runs, versions
+from firstnet.data import load_dataset
 from firstnet.errors import UserError
 from firstnet.loops import events
 
@@ -85,7 +87,7 @@ class TrainResult:
 def train(config=None, data=None, *, watchers=(), figures=None, timings=None):
     """Run the whole lesson once and return the run folder, the trained model, its history and its metrics.
 
-    `data` may be an `Mnist` already loaded (the notebooks and the tests pass one); otherwise `config.data` or
+    `data` may be an `Dataset` already loaded (the notebooks and the tests pass one); otherwise `config.data` or
     the default sources are used. `watchers` see training as it happens (loops/events.py): the CLI's progress
     bar, the web page. `figures` and `timings` come from the CLI's start-up (startup.py): who draws the figures,
     and how long the import and the loading took.
@@ -101,7 +103,7 @@ def train(config=None, data=None, *, watchers=(), figures=None, timings=None):
     devices = distribute.choose(config.devices)
     with runs.new_run(config.run_dir, root=config.runs_root, resume=config.resume) as run_dir, distribute.scope(devices):
         # 1. Prepare: the digits as the tutorial loads them (uint8 28x28 images, labels 0-9).
-        data = data or mnist_data.load_mnist(config.data, dataset=config.dataset)
+        data = data or load_dataset(config.data, dataset=config.dataset)
         resumed = checkpoints.load(run_dir, data) if config.resume else None  # Refused if the data or versions changed.
         announce("begin", text=describe(config, data, seed))
 
@@ -124,7 +126,7 @@ def train(config=None, data=None, *, watchers=(), figures=None, timings=None):
         scores = evaluate.evaluate_model(model, data.x_test, data.y_test)
 
         # 6. Save: the model, its history, its figures and its numbers, in a run folder of its own.
-        metrics = runs.run_metrics(config, seed, data, fitted, scores, model=model, timings=timings)
+        metrics = run_metrics(config, seed, data, fitted, scores, model=model, timings=timings)
         runs.save_run(run_dir, model, fitted.history, metrics, figures=figures)
         if not fitted.interrupted:
             checkpoints.finish(run_dir)
@@ -150,3 +152,71 @@ def weight_updates(config, train_count):
     """How many weight updates a run makes: batches per epoch (after the validation split) times epochs."""
     train_count = loops.training_count(train_count, config.validation_split)
     return config.epochs * -(-train_count // config.batch_size)
+
+
+def run_metrics(config, seed, data, fitted, scores, *, model=None, backend=None, timings=None):
+    """metrics.json's contents for a run of `train` or `scratch`: the recipe, how it ran, its scores, its data.
+
+    `fitted` is a `loops.Fitted`; `scores` what `evaluate.evaluate_model` returns; `model` gives the learning
+    rate the optimizer really started from and the backend (or pass `backend`, for the NumPy twin).
+    """
+    timings = dict(timings or {})
+    if model is not None:
+        learning_rate = firstnet_model.starting_learning_rate(model.optimizer)
+        backend = backend or keras.backend.backend()
+    else:
+        learning_rate = config.learning_rate
+    history = fitted.history
+    return {
+        "test_accuracy": scores["test_accuracy"],
+        "test_loss": scores["test_loss"],
+        "train_accuracy": history["accuracy"][-1] if history.get("accuracy") else None,
+        "train_loss": history["loss"][-1] if history.get("loss") else None,
+        "epochs": config.epochs,
+        "epochs_completed": len(history.get("loss", [])),
+        "interrupted": fitted.interrupted,
+        "batch_size": config.batch_size,
+        "hidden_units": config.hidden_units,
+        "optimizer": config.optimizer,
+        # Keras keeps the rate as a float32 variable; its shortest decimal is what the learner typed.
+        "learning_rate": float(f"{learning_rate:.7g}") if learning_rate is not None else None,
+        "learning_rate_schedule": config.learning_rate_schedule,
+        "validation_split": config.validation_split,
+        "seed": seed,
+        "backend": backend,
+        "loop": fitted.loop,
+        "training_loop": loops.DESCRIPTIONS.get(fitted.loop, fitted.loop),
+        "loop_asked": config.loop,
+        "speedups": fitted.facts.get("speedups", []),
+        # Every speed trick that failed and fell back to the public path: the lean import, the loop, the scoring.
+        "fallbacks": (timings.pop("fallbacks", []) + fitted.facts.get("fallbacks", [])
+                      + ([scores["fallback"]] if scores.get("fallback") else [])),
+        # Pixels per digit in the first layer's products: fewer than all when blank ones are skipped (blanks.py).
+        "devices": fitted.facts.get("devices"),
+        "distribution": fitted.facts.get("distribution"),
+        "first_layer_columns": fitted.facts.get("first_layer_columns"),
+        # Where `firstnet train --resume` took the run up again (epoch, steps done in it), or None.
+        "resumed_from": fitted.facts.get("resumed_from"),
+        "versions": versions.installed(),
+        "data_source": data.source,
+        "data_path": data.path,
+        # What was trained on what: the model family, the set by name, its class names (label i is
+        # class_names[i]), one picture's shape, and how pictures were made arrays (predict prepares its own so).
+        "model": getattr(config, "model", "dense"),
+        "dataset": getattr(data, "dataset", "mnist"),
+        "class_names": list(getattr(data, "class_names", [str(digit) for digit in range(10)])),
+        "image_shape": list(data.x_train.shape[1:]),
+        "preparation": getattr(data, "preparation", "mnist"),
+        "data_full": data.is_full,
+        "train_samples": int(len(data.x_train)),
+        "test_samples": int(len(data.x_test)),
+        "confusion": scores["confusion"].tolist(),
+        "compilation_cache": timings.pop("compilation_cache", None),
+        "import_seconds": timings.pop("import_seconds", None),
+        "data_seconds": timings.pop("data_seconds", None),
+        "compile_seconds": fitted.facts.get("compile_seconds"),
+        "fit_seconds": fitted.facts["fit_seconds"],
+        "evaluate_seconds": scores.get("seconds"),
+        "process_started": timings.pop("started", None),
+        "started_at": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }

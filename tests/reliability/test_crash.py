@@ -120,18 +120,18 @@ def test_kill_at_random_moments_never_breaks_a_run(small_mnist, reference, tmp_p
 
 
 def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_old_file(trained_run, tmp_path, monkeypatch):
-    from firstnet import runs
+    from firstnet import files
     from firstnet.errors import UserError
 
     target = tmp_path / "model.keras"
-    runs.save_model(trained_run.model, target)
+    files.save_model(trained_run.model, target)
     before = target.read_bytes()
 
     def full(descriptor):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runs.os, "fsync", full)
-    for write in (lambda: runs.save_model(trained_run.model, target), lambda: runs.write_json(target, {"a": 1})):
+    monkeypatch.setattr(files.os, "fsync", full)
+    for write in (lambda: files.save_model(trained_run.model, target), lambda: files.write_json(target, {"a": 1})):
         with pytest.raises(UserError, match="the disk is full") as refused:
             write()
         assert "\n" not in str(refused.value)
@@ -154,11 +154,11 @@ def tiny_disk(tmp_path):
 
 
 def test_a_really_full_disk_stops_train_in_one_line(tiny_disk, small_mnist, trained_run):
-    from firstnet import runs
+    from firstnet import files
 
     # A model.keras already there (3 MB of the 4): saving another beside it cannot fit.
     target = tiny_disk / "model.keras"
-    runs.save_model(trained_run.model, target)
+    files.save_model(trained_run.model, target)
     before = target.read_bytes()
     done = run_firstnet("train", *RECIPE, "--data", small_mnist, "--run-dir", tiny_disk / "run", "--quiet",
                         timeout=300)

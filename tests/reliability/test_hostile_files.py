@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from firstnet import data, predict
+from firstnet import data, images
 from firstnet.errors import UserError
 
 BOUNDED = settings(max_examples=40, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -84,7 +84,7 @@ def test_photos_of_every_mode_size_and_format(mode, width, height, fmt, seed, or
         image.save(buffer, format=fmt, exif=exif.tobytes()) if fmt in ("JPEG", "PNG", "WEBP") else image.save(buffer, format=fmt)
     except (OSError, ValueError, KeyError, TypeError):
         return  # Pillow cannot write this mode in this format; nothing for firstnet to read.
-    prepared = one_line_or_result(lambda: predict.prepare_image(predict.open_image(buffer.getvalue(), "photo")))
+    prepared = one_line_or_result(lambda: images.prepare_image(images.open_image(buffer.getvalue(), "photo")))
     if prepared is not None:
         assert np.asarray(prepared).shape in ((28, 28), (784,), (1, 784))
 
@@ -93,7 +93,7 @@ def test_photos_of_every_mode_size_and_format(mode, width, height, fmt, seed, or
 @given(content=st.binary(max_size=4096), prefix=st.sampled_from((b"", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"BM",
                                                                   b"\xff\xd8\xff", b"RIFF\x00\x00\x00\x00WEBP")))
 def test_photos_of_any_bytes(content, prefix):
-    one_line_or_result(lambda: predict.prepare_image(predict.open_image(prefix + content, "photo")))
+    one_line_or_result(lambda: images.prepare_image(images.open_image(prefix + content, "photo")))
 
 
 @pytest.mark.parametrize("side", [4097, 30000, 2**16 - 1])
@@ -104,7 +104,7 @@ def test_headers_that_claim_huge_sizes_are_refused_before_decoding(side):
     content = bytearray(buffer.getvalue())
     content[16:24] = struct.pack(">II", side, side)  # IHDR's width and height (its CRC is now wrong, too).
     with pytest.raises(UserError) as refused:
-        predict.prepare_image(predict.open_image(bytes(content), "huge.png"))
+        images.prepare_image(images.open_image(bytes(content), "huge.png"))
     assert "\n" not in str(refused.value)
 
 
@@ -113,7 +113,7 @@ def test_an_animated_image_reads_its_first_frame():
     frames[0].paste(255, (10, 5, 30, 35))
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
-    prepared = one_line_or_result(lambda: predict.prepare_image(predict.open_image(buffer.getvalue(), "a.gif")))
+    prepared = one_line_or_result(lambda: images.prepare_image(images.open_image(buffer.getvalue(), "a.gif")))
     assert prepared is not None
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import BACKEND
 
-from firstnet import checkpoints, runs, train
+from firstnet import checkpoints, runs, train, versions
 from firstnet.errors import UserError
 
 # A fifth of MNIST keeps each run to a second or two; the checks are about the bookkeeping, not the accuracy.
@@ -126,8 +126,8 @@ def test_changed_data_or_versions_refuse_in_one_line(digits, tmp_path, monkeypat
     with pytest.raises(UserError, match="the training data has changed") as refused:
         train.train(train.TrainConfig(resume=str(tmp_path / "run"), verbose=0), data=changed)
     assert "\n" not in str(refused.value)
-    real = runs.versions
-    monkeypatch.setattr(runs, "versions", lambda: {**real(), "jax": "0.0.1"})
+    real = versions.installed
+    monkeypatch.setattr(versions, "installed", lambda: {**real(), "jax": "0.0.1"})
     with pytest.raises(UserError, match=r"trained with jax .* and this is jax 0\.0\.1") as refused:
         train.train(train.TrainConfig(resume=str(tmp_path / "run"), verbose=0), data=digits)
     assert "\n" not in str(refused.value)

@@ -1,4 +1,4 @@
-"""MNIST as Keras gives it (uint8 images of 28x28, uint8 labels), found online, in a file, or bundled for offline use."""
+"""Datasets as Keras gives MNIST (uint8 pictures, uint8 labels): found online, in a file or folder, or bundled for offline use."""
 
 import dataclasses
 import os
@@ -7,22 +7,17 @@ import socket
 import sys
 
 
-from firstnet.errors import UserError
+from firstnet.errors import UserError, first_line
 # The dataset type and the four formats live in files of their own; they are all part of `firstnet.data`.
-from firstnet.data.arrays import (DIGITS, IMAGE_SIZE, NUM_CLASSES, Mnist, first_line, one_hot, prepare_images,
+from firstnet.data.arrays import (DIGITS, IMAGE_SIZE, NUM_CLASSES, Dataset, one_hot, prepare_images,
                                   validated)
 from firstnet.data.bundled import BUNDLED_SOURCE, bundled_subset_path, load_bundled_subset
 from firstnet.data.formats import load_csv_folder, load_idx_folder, load_npz, load_png_folder
 
-__all__ = ["BUNDLED_SOURCE", "DIGITS", "IMAGE_SIZE", "NUM_CLASSES", "Mnist", "bundled_subset_path", "choose_run_data", "download",
+__all__ = ["BUNDLED_SOURCE", "DIGITS", "IMAGE_SIZE", "NUM_CLASSES", "Dataset", "bundled_subset_path", "choose_run_data", "download",
            "first_line", "full_set_hint", "host_reachable", "keras_cache_path", "load_bundled_subset",
-           "load_csv_folder", "load_data", "load_idx_folder", "load_mnist", "load_npz", "load_path",
+           "load_csv_folder", "load_data", "load_dataset", "load_idx_folder", "load_mnist", "load_npz", "load_path",
            "load_png_folder", "load_run_data", "network_reachable", "one_hot", "prepare_images", "validated"]
-
-# Who is asking decides how to name a path: "cli" (the `firstnet` command sets it) says --data PATH, anything else
-# (a notebook, a script) says load_mnist("path/to/mnist.npz"), because a learner in a notebook has no flags to pass.
-WHERE = "library"
-
 
 # Keras downloads MNIST from here; one cheap connection attempt tells whether a download can work at all.
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
@@ -31,13 +26,22 @@ DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 REACHABILITY_TIMEOUT_SECONDS = 1.5
 
 
+# The name the code had when every set was MNIST; kept so that code written for it still runs.
+Mnist = Dataset
+
+
 def load_data(path=None, *, announce=None):
-    """Return MNIST in keras's layout; see `load_mnist` for where it comes from."""
-    return load_mnist(path, announce=announce).as_keras()
+    """Return MNIST in keras's layout; see `load_dataset` for where it comes from."""
+    return load_dataset(path, announce=announce).as_keras()
 
 
 def load_mnist(path=None, *, announce=None, dataset=None):
-    """Find MNIST: `path` or $FIRSTNET_DATA, keras's cache, keras's download, then the bundled 5,000-digit subset.
+    """The tutorial's word for loading MNIST: `load_dataset`, which also loads the other sets by path or name."""
+    return load_dataset(path, announce=announce, dataset=dataset)
+
+
+def load_dataset(path=None, *, announce=None, dataset=None):
+    """Find MNIST, or the set named: `path` or $FIRSTNET_DATA, keras's cache, keras's download, then the bundled 5,000-digit subset.
 
     A path the user named is never silently replaced by another source: if it is wrong, that is an error.
     `announce` receives one line when the bundled subset is used (default: print to stderr). `dataset` names a
@@ -79,10 +83,9 @@ def load_mnist(path=None, *, announce=None, dataset=None):
 
 
 def full_set_hint(offline_by_choice=False):
-    """How to get all 70,000 digits, said the way the learner can act on it: a flag in a terminal, a call elsewhere."""
-    named = "pass --data PATH" if WHERE == "cli" else 'call load_mnist("path/to/mnist.npz")'
-    hint = (f"for the full 70,000 digits connect to the internet once, {named} or set FIRSTNET_DATA=PATH "
-            "(mnist.npz, IDX, PNG or CSV)")
+    """How to get all 70,000 digits, said for a terminal and for Python alike: the flag, the call, or the variable."""
+    hint = ('for the full 70,000 digits connect to the internet once, pass --data PATH (in Python: '
+            'load_mnist("path/to/mnist.npz")) or set FIRSTNET_DATA=PATH (mnist.npz, IDX, PNG or CSV)')
     # Someone who already set FIRSTNET_OFFLINE needs no word on it; anyone else may want to skip the check.
     return hint if offline_by_choice else f"{hint}; FIRSTNET_OFFLINE=1 skips the network check"
 
@@ -100,14 +103,14 @@ def choose_run_data(run_metrics, path=None, *, announce=None):
 
     A run is scored on its own test set unless told otherwise: `path` (the user's --data) wins; else the file
     or folder the run recorded (`data_path` in metrics.json, or for older runs a `data_source` that names one);
-    else the bundled subset when the run trained on it; else the default sources of `load_mnist`. A recorded path
+    else the bundled subset when the run trained on it; else the default sources of `load_dataset`. A recorded path
     that is gone is said in one line through `announce` (default: stderr) before falling back.
     """
     announce = announce or (lambda line: print(line, file=sys.stderr))
     if path:
         return load_path(path, for_scoring=True), "the set you named"
     if not run_metrics:
-        return load_mnist(announce=announce), "no run record says what it trained on"
+        return load_dataset(announce=announce), "no run record says what it trained on"
     if run_metrics.get("dataset") == "fashion_mnist":
         from firstnet.data import named
 
@@ -127,7 +130,7 @@ def choose_run_data(run_metrics, path=None, *, announce=None):
         announce(f"firstnet: the run's data {recorded_path} is gone; scoring it on the default MNIST instead")
     elif source == BUNDLED_SOURCE:
         return load_bundled_subset(), OWN_TEST_SET
-    data = load_mnist(announce=announce)
+    data = load_dataset(announce=announce)
     # MNIST's 10,000 test digits are the same whichever file holds them.
     if data.is_full and run_metrics.get("data_full"):
         return data, OWN_TEST_SET

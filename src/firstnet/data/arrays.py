@@ -14,8 +14,9 @@ DIGITS = tuple(str(digit) for digit in range(NUM_CLASSES))
 
 
 @dataclasses.dataclass(frozen=True)
-class Mnist:
-    """The four arrays of `keras.datasets.mnist.load_data()` plus where they came from."""
+class Dataset:
+    """Any dataset of pictures as checked arrays: the four of `keras.datasets.mnist.load_data()`, where they came
+    from, and what their classes are (MNIST, Fashion-MNIST, folders of your own pictures, a class collection)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -53,11 +54,6 @@ class Mnist:
         return (self.x_train, self.y_train), (self.x_test, self.y_test)
 
 
-def first_line(error):
-    """An exception as one short line, for messages that must stay one line."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-
-
 def _as_uint8(array, name, source, low, high):
     array = np.asarray(array)
     if array.dtype.kind not in "uif" or array.size == 0:
@@ -68,7 +64,7 @@ def _as_uint8(array, name, source, low, high):
 
 
 def validated(x_train, y_train, x_test, y_test, *, source):
-    """Check shapes, dtypes and value ranges, and return an `Mnist` of uint8 arrays."""
+    """Check shapes, dtypes and value ranges, and return an `Dataset` of uint8 arrays."""
     arrays = {}
     for split, images, labels in (("train", x_train, y_train), ("test", x_test, y_test)):
         images, labels = np.asarray(images), np.asarray(labels)
@@ -78,7 +74,7 @@ def validated(x_train, y_train, x_test, y_test, *, source):
             raise UserError(f"{source}: y_{split} has shape {labels.shape}, expected ({len(images)},) to match x_{split}")
         arrays[f"x_{split}"] = _as_uint8(images, f"x_{split}", source, 0, 255)
         arrays[f"y_{split}"] = _as_uint8(labels, f"y_{split}", source, 0, NUM_CLASSES - 1)
-    return Mnist(**arrays, source=source)
+    return Dataset(**arrays, source=source)
 
 
 def prepare_images(images, input_shape=None):

@@ -18,8 +18,9 @@ import warnings
 
 import numpy as np
 
-from firstnet.errors import UserError
-from firstnet.data.arrays import Mnist, first_line
+from firstnet.errors import UserError, first_line
+from firstnet.images import to_grey
+from firstnet.data.arrays import Dataset
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 # Pictures are made at most this many pixels on their longer side: a network learns classes from small pictures,
@@ -44,7 +45,7 @@ def is_class_folders(path):
 
 
 def load_class_folders(path, *, for_scoring=False, announce=None):
-    """The pictures under `path` as an `Mnist` with `class_names`; see the module's docstring for the layouts.
+    """The pictures under `path` as an `Dataset` with `class_names`; see the module's docstring for the layouts.
 
     `for_scoring` (evaluate) takes every picture of the one-folder layout as the test set. Notes on what was
     skipped or changed go to `announce` (default: one line each on stderr) and into the result's `notes`.
@@ -81,7 +82,7 @@ def load_class_folders(path, *, for_scoring=False, announce=None):
         raise UserError(f"{path}: no readable test pictures left; add some to test/<class>/")
     for note in notes:
         announce(f"firstnet: {note}")
-    return Mnist(*images["train"], *images["test"], source=str(path), class_names=tuple(class_names),
+    return Dataset(*images["train"], *images["test"], source=str(path), class_names=tuple(class_names),
                  dataset="folders", preparation=preparation_of(shape), notes=tuple(notes))
 
 
@@ -111,9 +112,7 @@ def prepare_picture(image, shape):
     if colour:
         image = image.convert("RGB")
     else:
-        from firstnet import predict
-
-        image = Image.fromarray(predict.to_grey(image).astype(np.float32))  # 16-bit scans scaled, not clipped.
+        image = Image.fromarray(to_grey(image).astype(np.float32))  # 16-bit scans scaled, not clipped.
     resized = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.clip(np.asarray(resized, dtype=np.float32).round(), 0, 255).astype(np.uint8)
 

@@ -7,8 +7,8 @@ import zipfile
 
 import numpy as np
 
-from firstnet.errors import UserError
-from firstnet.data.arrays import IMAGE_SIZE, MNIST_ARRAYS, NUM_CLASSES, first_line, validated
+from firstnet.errors import UserError, first_line
+from firstnet.data.arrays import IMAGE_SIZE, MNIST_ARRAYS, NUM_CLASSES, validated
 from firstnet.data.unpacked import kept_unpacked
 
 
@@ -16,7 +16,7 @@ def load_npz(path):
     """Keras's own format: an .npz with x_train, y_train, x_test, y_test.
 
     Keras's mnist.npz is compressed, and unpacking its 55 MB takes a core up to half a second on every run. So
-    the first load keeps an unpacked copy in firstnet's cache folder (`runs.cache_folder("mnist")`, one copy per
+    the first load keeps an unpacked copy in firstnet's cache folder (`files.cache_folder("mnist")`, one copy per
     file), and later loads read that copy for as long as the file keeps its size and modification time.
     """
     path = pathlib.Path(path)
@@ -24,7 +24,7 @@ def load_npz(path):
 
 
 def _read_npz(path):
-    """The validated `Mnist` in the .npz at `path`, and whether the file is compressed."""
+    """The validated `Dataset` in the .npz at `path`, and whether the file is compressed."""
     _refuse_what_is_not_npz(path)
     try:
         archive = np.load(path, allow_pickle=False)

@@ -10,8 +10,8 @@ import os
 import pathlib
 import socket
 
-from firstnet.errors import UserError
-from firstnet.data.arrays import first_line, validated
+from firstnet.errors import UserError, first_line
+from firstnet.data.arrays import validated
 
 from firstnet.choices import DATASETS  # noqa: E402  ("mnist", "fashion_mnist")
 
@@ -37,7 +37,7 @@ def keras_datasets_folder():
 
 
 def load_named(name, *, network_reachable=None, timeout_seconds=30):
-    """The dataset `name` as an `Mnist` with its class names, from keras's cache or keras's download.
+    """The dataset `name` as an `Dataset` with its class names, from keras's cache or keras's download.
 
     `network_reachable` is a function telling whether a download can work (data/__init__.py's check).
     """

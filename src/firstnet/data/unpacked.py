@@ -9,9 +9,9 @@ from firstnet.data.arrays import MNIST_ARRAYS, validated
 
 
 def kept_unpacked(path, source, read, variant=""):
-    """`read()`'s `Mnist`, or the unpacked copy kept by an earlier call, for as long as the file at `path` is unchanged.
+    """`read()`'s `Dataset`, or the unpacked copy kept by an earlier call, for as long as the file at `path` is unchanged.
 
-    `read` returns the `Mnist` and whether a copy is worth keeping (an uncompressed .npz reads as fast as its copy).
+    `read` returns the `Dataset` and whether a copy is worth keeping (an uncompressed .npz reads as fast as its copy).
     """
     copy, stamp = _unpacked_copy(path, variant)
     if copy is not None:
@@ -30,15 +30,15 @@ def _unpacked_copy(path, variant=""):
     `variant` tells apart copies of different data made from the same file. (None, None) when caching is off,
     the cache folder cannot be used safely, or `path` is not a file.
     """
-    from firstnet import runs
+    from firstnet import files
 
-    folder = runs.cache_folder("mnist")
+    folder = files.cache_folder("mnist")
     try:
         status = path.stat()
         resolved = path.resolve()
     except OSError:
         return None, None
-    if folder is None or not runs.private_writable_folder(folder):
+    if folder is None or not files.private_writable_folder(folder):
         return None, None
     name = hashlib.sha256(f"{resolved}|{variant}".encode("utf-8")).hexdigest()[:20]
     return folder / f"{name}.npz", _stamp(resolved, variant, status)
@@ -55,7 +55,7 @@ def _stamped_path(stamp):
 
 
 def _read_unpacked_copy(copy, stamp, source):
-    """The `Mnist` kept in `copy` if it holds the version of the file that `stamp` names, else None."""
+    """The `Dataset` kept in `copy` if it holds the version of the file that `stamp` names, else None."""
     try:
         with np.load(copy, allow_pickle=False) as archive:
             if str(archive["stamp"]) != stamp:
@@ -67,10 +67,10 @@ def _read_unpacked_copy(copy, stamp, source):
 
 
 def _write_unpacked_copy(copy, stamp, data):
-    from firstnet import runs
+    from firstnet import files
 
     try:
-        with runs.atomic_path(copy, sync=False) as temporary:
+        with files.atomic_path(copy, sync=False) as temporary:
             np.savez(temporary, stamp=np.array(stamp),
                      **{key: getattr(data, key) for key in MNIST_ARRAYS})
     except OSError:

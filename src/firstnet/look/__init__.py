@@ -9,7 +9,8 @@ import pathlib
 
 import numpy as np
 
-from firstnet import data as mnist_data, evaluate, runs
+from firstnet import evaluate, files, runs
+from firstnet.data import load_run_data, prepare_images
 from firstnet.errors import UserError
 from firstnet.look.mistakes import mistakes_figure, worst_mistakes
 from firstnet.look.replay import (TRACKED_PIXEL, Replay, _training_summary, compare_replay, replay_first_epoch,
@@ -63,14 +64,14 @@ def look(run_dir=None, data=None, data_path=None, root=runs.DEFAULT_RUNS_ROOT, s
     metrics = runs.read_metrics(run_dir) or {}
     history = _read_json(run_dir / "history.json") or {}
     # The run's own test digits, unless other data is named: scoring on digits it trained on would flatter it.
-    data = data or mnist_data.load_run_data(metrics, data_path)
+    data = data or load_run_data(metrics, data_path)
     if firstnet_model.model_family(model) == "convnet" or data.dataset != "mnist":
         # A convnet, or pictures other than MNIST's digits: filters and feature maps, no replay (look/pictures.py).
         from firstnet.look.pictures import look_pictures
 
         return look_pictures(run_dir, model, metrics, history, data)
 
-    probabilities = np.asarray(model.predict(mnist_data.prepare_images(data.x_test), batch_size=1024, verbose=0))
+    probabilities = np.asarray(model.predict(prepare_images(data.x_test), batch_size=1024, verbose=0))
     predicted = probabilities.argmax(axis=1)
     confusion = evaluate.confusion_matrix(data.y_test, predicted)
     accuracy = float((predicted == data.y_test).mean())
@@ -118,8 +119,8 @@ def look(run_dir=None, data=None, data_path=None, root=runs.DEFAULT_RUNS_ROOT, s
         "figures": dict(FIGURES),
     }
     for name, figure in figures.items():
-        runs.save_figure(figure, run_dir / FIGURES[name])
-    runs.write_json(run_dir / "look.json", summary)
+        plots.save_figure(figure, run_dir / FIGURES[name])
+    files.write_json(run_dir / "look.json", summary)
     return summary
 
 

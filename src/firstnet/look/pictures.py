@@ -7,7 +7,8 @@ figures need no replay, so they work for any set and either model family.
 
 import numpy as np
 
-from firstnet import data as mnist_data, evaluate, plots, runs
+from firstnet import evaluate, files, plots
+from firstnet.data import prepare_images
 
 FIGURES = {
     "filters": "look_filters.png",
@@ -28,7 +29,7 @@ def look_pictures(run_dir, model, metrics, history, data, sample_count=2000, mis
 
     family = firstnet_model.model_family(model)
     names = list(data.class_names)
-    inputs = mnist_data.prepare_images(data.x_test, firstnet_model.image_shape(model))
+    inputs = prepare_images(data.x_test, firstnet_model.image_shape(model))
     probabilities = np.asarray(model.predict(inputs, batch_size=512, verbose=0))
     predicted = probabilities.argmax(axis=1)
     accuracy = float((predicted == data.y_test).mean())
@@ -65,8 +66,8 @@ def look_pictures(run_dir, model, metrics, history, data, sample_count=2000, mis
         "figures": {name: FIGURES[name] for name in figures},
     }
     for name, figure in figures.items():
-        runs.save_figure(figure, run_dir / FIGURES[name])
-    runs.write_json(run_dir / "look.json", summary)
+        plots.save_figure(figure, run_dir / FIGURES[name])
+    files.write_json(run_dir / "look.json", summary)
     return summary
 
 

@@ -112,15 +112,16 @@ def _replay_keras(metrics, data, seed, loop, record):
 
 def _replay_scratch(metrics, data, seed, record):
     """Epoch 1 of a `firstnet scratch` run again with the NumPy twin, from the same seed; returns the initial kernels."""
-    from firstnet import data as mnist_data, scratch
+    from firstnet import scratch
+    from firstnet.data import one_hot, prepare_images
     from firstnet.loops import events
 
     rng = np.random.default_rng(seed)
     params = scratch.init_params(rng, hidden_units=int(metrics.get("hidden_units", 512)))
     initial = params["hidden_kernel"].copy(), params["digits_kernel"].copy()
     learning_rate = float(np.float32(metrics.get("learning_rate") or scratch.LEARNING_RATE))
-    scratch.fit(params, scratch.init_rmsprop(params), mnist_data.prepare_images(data.x_train),
-                mnist_data.one_hot(data.y_train), 1, int(metrics.get("batch_size", 128)), rng,
+    scratch.fit(params, scratch.init_rmsprop(params), prepare_images(data.x_train),
+                one_hot(data.y_train), 1, int(metrics.get("batch_size", 128)), rng,
                 learning_rate=learning_rate, validation_split=float(metrics.get("validation_split") or 0.0),
                 emit=events.Broadcast([record]), report_every=1)
     return initial

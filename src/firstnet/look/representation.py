@@ -4,7 +4,8 @@ import dataclasses
 
 import numpy as np
 
-from firstnet import data as mnist_data, plots
+from firstnet import plots
+from firstnet.data import prepare_images
 
 SAMPLE_COUNT = 2000
 NEIGHBOURS = 5
@@ -84,7 +85,7 @@ class Representation:
 def representation(model, images, labels, sample_count=SAMPLE_COUNT):
     """The first `sample_count` digits of `images`, seen as pixels and as the trained hidden layer sees them."""
     images, labels = images[:sample_count], np.asarray(labels[:sample_count], dtype=np.int64)
-    inputs = mnist_data.prepare_images(images)
+    inputs = prepare_images(images)
     activations = hidden_activations(model, inputs)
     raw, hidden = pca_2d(inputs), pca_2d(activations)
     return Representation(labels=labels, raw=raw, hidden=hidden, raw_separability=knn_accuracy(raw, labels),

@@ -1,8 +1,8 @@
 """The fast loop: model.fit's work for the lesson's network as compiled JAX programs, the same numbers, faster.
 
 Only Keras's and JAX's public APIs are used on the way: `model.stateless_call`, `optimizer.stateless_apply`,
-`jax.jit` and `jax.lax.fori_loop`. The speed-ups that lean on JAX's internals (skipping blank pixels, blanks.py,
-and keeping one product fast on a CPU, `_kept_product`; both re-run the traced step, retrace.py) sit behind one
+`jax.jit` and `jax.lax.fori_loop`. The speed-ups that lean on JAX's internals (skipping blank pixels, convolutions
+as products, keeping one product fast on a CPU) are reached through one seam, loops/speedups/, and sit behind one
 guard: if building them fails in any way, the loop says so and runs without them, computing the same numbers.
 """
 
@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from firstnet.loops import events
+from firstnet.errors import first_line
+from firstnet.loops import events, speedups
 
 # The tutorial's `astype("float32") / 255` of each of the 256 pixel values, computed by NumPy. Compiled code looks
 # pixels up here: XLA turns a division by 255 into a multiplication, one unit in the last place off for half of them.
@@ -60,10 +61,7 @@ def fit(model, data, config, seed, emit, report_every=events.REPORT_EVERY, shuff
     """
     import jax
 
-    from firstnet import distribute
-
-    from firstnet import loops
-    from firstnet.loops import blanks
+    from firstnet import distribute, loops
 
     (train_images, train_labels), validation = loops.split_validation(data.x_train, data.y_train,
                                                                       config.validation_split)
@@ -83,27 +81,27 @@ def fit(model, data, config, seed, emit, report_every=events.REPORT_EVERY, shuff
             resume.restore(model)
         state = _read_state(model)
     except Exception as error:
-        raise Unavailable(f"JAX could not take the digits ({_first_line(error)})") from error
-    masks = blanks.digit_masks(pixels)
+        raise Unavailable(f"JAX could not take the digits ({first_line(error)})") from error
+    masks = speedups.digit_masks(pixels)
     shuffling = np.random.default_rng(seed)
     programs = _Programs(model, slots, pixels.shape[1], emit, mesh)
     start_epoch, start_step, widths = 1, 0, []
     if resume is not None:
         shuffling.bit_generator.state = resume.shuffling
         start_epoch, start_step = resume.epoch, resume.step
-        # The widths the run had compiled: the same ones are chosen again (blanks.py), so the same programs run.
+        # The widths the run had compiled: the same ones are chosen again (speedups/blanks.py), so the same programs run.
         programs.known.update(resume.meta["extra"]["widths"])
         widths = list(resume.meta["extra"]["widths"][:start_epoch - 1])
 
     def plan_epoch():
         """The epoch's shuffled digits, the program for it, and each batch's columns of pixels not blank in all its digits."""
         order, weights = _epoch_order(shuffling if shuffle else None, train_count, steps, config.batch_size, slots)
-        used = blanks.batch_pixels_used(masks, order, slots, pixels.shape[1])
+        used = speedups.batch_pixels_used(masks, order, slots, pixels.shape[1])
 
         def arguments_for(width):
-            return (state, _zero_totals(), images, labels, order, weights, *blanks.batch_columns(used, width), 0, 1)
+            return (state, _zero_totals(), images, labels, order, weights, *speedups.batch_columns(used, width), 0, 1)
 
-        program, width = programs.get(programs.width_for(blanks.width_for(used)), arguments_for)
+        program, width = programs.get(programs.width_for(speedups.width_for(used)), arguments_for)
         return program, width, arguments_for(width)[4:8]
 
     def checkpoint(at):
@@ -183,11 +181,8 @@ class _Programs:
             return []
         import jax
 
-        from firstnet.loops import convolutions
-
-        found = ["blank pixels skipped"] if any(width < self.pixels for width in self.compiled) else []
-        found += ["convolutions as matrix products"] if convolutions.has_convolutions(self.model) else []
-        return found + (["kept product"] if jax.default_backend() == "cpu" else [])
+        return speedups.names(self.model, any(width < self.pixels for width in self.compiled),
+                              jax.default_backend() == "cpu")
 
     def width_for(self, needed):
         """The narrowest width compiled so far that holds `needed` columns (all pixels without the speed-ups)."""
@@ -207,9 +202,9 @@ class _Programs:
         started = time.perf_counter()
         try:
             program = _compile(_training_program(self.model, self.batch_size, self.pixels, width,
-                                                 speedups=self.with_speedups, mesh=self.mesh), arguments_for(width))
+                                                 with_speedups=self.with_speedups, mesh=self.mesh), arguments_for(width))
         except Exception as error:  # Any failure: an internal moved, a rule that no longer fits, a lowering error.
-            reason = f"{type(error).__name__}: {_first_line(error)}"
+            reason = f"{type(error).__name__}: {first_line(error)}"
             if not self.with_speedups:
                 raise Unavailable(reason) from error
             self.with_speedups = False
@@ -227,10 +222,6 @@ def _compile(program, arguments):
     return program.lower(*arguments).compile()
 
 
-def _first_line(error):
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-
-
 def _epoch_order(shuffling, count, steps, batch_size, slots=None):
     """A new shuffle of the digits (none without `shuffling`), as `steps` batches of `slots` places (default
     `batch_size`): each batch's digits first, then places that weigh 0 (the last batch is smaller)."""
@@ -243,11 +234,11 @@ def _epoch_order(shuffling, count, steps, batch_size, slots=None):
     return order.reshape(-1), weights.reshape(-1)
 
 
-def _training_program(model, batch_size, pixels, width, speedups=True, mesh=None):
+def _training_program(model, batch_size, pixels, width, with_speedups=True, mesh=None):
     """A jitted function that runs `count` training steps from step `first` of an epoch, on the device.
 
     Its `images` are the digits as uint8 rows of `pixels` pixels. With a `width` below `pixels`, the first
-    layer's products of each step run over the batch's `width` columns only (see blanks.py), given per batch as
+    layer's products of each step run over the batch's `width` columns only (see speedups/blanks.py), given per batch as
     `columns` and `positions`; otherwise those two are not used. With a `mesh` of several devices, each step's
     batch is split across them along the batch axis; XLA sums their gradients.
     """
@@ -264,25 +255,17 @@ def _training_program(model, batch_size, pixels, width, speedups=True, mesh=None
     optimizer = model.optimizer
     num_classes = model.outputs[0].shape[-1]
     input_shape = tuple(model.inputs[0].shape[1:])
-    skip_blanks = speedups and width < pixels
+    skip_blanks = with_speedups and width < pixels
 
     loss_function = _loss_function(model)
-    if speedups:
-        from firstnet.loops import convolutions
-
+    if with_speedups:
         # Before differentiation, so that JAX differentiates products, not XLA's slow CPU convolutions.
-        loss_function = convolutions.as_products(model, loss_function)
+        loss_function = speedups.faster_loss(model, loss_function)
     gradient = jax.value_and_grad(loss_function, has_aux=True)
-    if speedups:
-        # The speed-ups re-run the traced step (retrace.py leans on JAX's internals): any failure is caught above.
-        from firstnet.loops import blanks, retrace
-
-        # The traced step is run again once, with these rules deciding how some of its products are computed.
-        rules = [_kept_product] if jax.default_backend() == "cpu" else []
-        if skip_blanks:
-            gradient = blanks.products_on_columns(gradient, *rules)
-        elif rules:
-            gradient = retrace.replaced(gradient, *rules)
+    if with_speedups:
+        # The traced step is run again once, with rules deciding how some of its products are computed; they lean
+        # on JAX's internals, so any failure is caught where the program is built (`_Programs.get`).
+        gradient = speedups.faster_gradient(gradient, skip_blanks, jax.default_backend() == "cpu")
 
     def run_steps(state, totals, images, labels, order, weights, columns, positions, first, count):
         def one_step(step, carry):
@@ -297,7 +280,7 @@ def _training_program(model, batch_size, pixels, width, speedups=True, mesh=None
             arguments = (trainable, non_trainable, batch_images, targets, batch_weights)
             if skip_blanks:
                 batch_columns = columns[step]
-                selected = scale_pixels(blanks.selected_pixels(images, rows, batch_columns))
+                selected = scale_pixels(speedups.selected_pixels(images, rows, batch_columns))
                 arguments += (batch_columns, positions[step], selected)
             (loss, (probabilities, non_trainable)), gradients = gradient(*arguments)
             trainable, optimizer_variables = optimizer.stateless_apply(optimizer_variables, gradients, trainable)
@@ -324,28 +307,6 @@ def _loss_function(model):
         return loss, (probabilities, non_trainable)
 
     return loss_and_outputs
-
-
-def _kept_product(equation, inputs):
-    """A retrace rule that keeps XLA's slowest CPU matrix product of the lesson fast, computing the same sums.
-
-    JAX computes the output layer's kernel gradient as d_probabilities^T @ hidden, a 10x512 product over the
-    batch, and then transposes it to the kernel's 512x10. XLA folds that transpose into the product and runs its
-    512x10 kernel, which takes 0.2 ms on a CPU, a fifth of a whole training step; the 10x512 product takes 0.03 ms.
-    This puts an optimization barrier after each such product (the first axis of both operands contracted, far
-    fewer rows than columns), so XLA keeps it as JAX wrote it.
-    """
-    import jax
-
-    if equation.primitive is not jax.lax.dot_general_p:
-        return None
-    left, right = inputs
-    (contracting, batch) = equation.params["dimension_numbers"]
-    if (batch != ((), ()) or tuple(map(tuple, contracting)) != ((0,), (0,)) or left.ndim != 2 or right.ndim != 2
-            or left.shape[1] * 8 > right.shape[1]):
-        return None
-    product = equation.primitive.bind(left, right, **equation.primitive.get_bind_params(equation.params))
-    return [jax.lax.optimization_barrier(product)]
 
 
 def scale_pixels(pixels):
@@ -388,8 +349,6 @@ def score(model, images, labels, batch_size=1024):
         raise ValueError("no digits to score: images is empty")
     pixels = np.asarray(images).reshape(len(images), -1)
     labels = np.asarray(labels).astype(np.int32)
-    from firstnet.loops import convolutions
-
     num_classes = model.outputs[0].shape[-1]
     input_shape = tuple(model.inputs[0].shape[1:])
     def compiled_with(forward):
@@ -403,15 +362,16 @@ def score(model, images, labels, batch_size=1024):
         return jax.jit(score_batch)
 
     # The convnet's forward pass as products too: XLA's CPU convolutions would take most of the scoring time. The
-    # rewrite leans on JAX's internals (retrace.py): if it cannot be traced, the plain forward pass scores instead.
+    # rewrite leans on JAX's internals (speedups/): if it cannot be traced, the plain forward pass scores instead.
     program = compiled_with(model.stateless_call)
-    if convolutions.has_convolutions(model):
-        try:
-            faster = compiled_with(convolutions.as_products(model, model.stateless_call))
+    try:
+        forward = speedups.faster_forward(model, model.stateless_call)
+        if forward is not None:
+            faster = compiled_with(forward)
             faster(*_example_batch(model, batch_size, pixels.shape[1]))  # Traced and compiled once, then reused.
             program = faster
-        except Exception:
-            pass
+    except Exception:
+        pass
     trainable = [variable.value for variable in model.trainable_variables]
     non_trainable = [variable.value for variable in model.non_trainable_variables]
     # The sums and the slicing off of the padding are done by NumPy: on JAX arrays each would be one more small

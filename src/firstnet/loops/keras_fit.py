@@ -7,6 +7,9 @@ import threading
 import keras
 import numpy as np
 
+from firstnet import loops
+from firstnet.data import prepare_images
+from firstnet.errors import UserError
 from firstnet.loops import events
 
 
@@ -26,8 +29,6 @@ def fit(model, data, config, seed, emit, report_every=events.REPORT_EVERY, resum
     With several `devices`, Keras's DataParallel splits every batch across them; a batch that does not split
     evenly would fail (keras #21167), so then the batches come padded (`PaddedBatches`).
     """
-    from firstnet import data as mnist_data, loops
-
     (train_images, train_labels), validation = loops.split_validation(data.x_train, data.y_train,
                                                                       config.validation_split)
     num_classes = model.outputs[0].shape[-1]
@@ -35,18 +36,16 @@ def fit(model, data, config, seed, emit, report_every=events.REPORT_EVERY, resum
     input_shape = model.inputs[0].shape[1:]
     validation_data = None
     if validation is not None:
-        validation_data = (mnist_data.prepare_images(validation[0], input_shape),
+        validation_data = (prepare_images(validation[0], input_shape),
                            keras.utils.to_categorical(validation[1], num_classes=num_classes))
     steps = -(-len(train_images) // config.batch_size)
-    from firstnet.errors import UserError
-
     if resume is not None and (resume.meta["loop"] != "fit" or resume.step != 0):
         raise UserError(f"--resume {resume.run_dir}: cannot resume: its checkpoint was written by the "
                         f"{resume.meta['loop']} loop, which cannot run here")
     model.optimizer.build(model.trainable_variables)
     if resume is not None:
         resume.restore(model)
-    train_images = mnist_data.prepare_images(train_images, input_shape)
+    train_images = prepare_images(train_images, input_shape)
     train_targets = keras.utils.to_categorical(train_labels, num_classes=num_classes)
     inputs = {"x": train_images, "y": train_targets, "batch_size": config.batch_size}
     if devices is not None and devices.count > 1 and not _splits_evenly(len(train_images), config.batch_size, devices):

@@ -257,16 +257,16 @@ def _network(request):
 
 
 def _score(network, collection):
-    from firstnet import bias, evaluate
+    from firstnet import evaluate, shift
 
     images, labels, ids = _answer(library.read_pictures, collection.root)
     with network.lock:
         scores = evaluate.evaluate_model(network.model, images, labels)
-    report = bias.score_report(scores["probabilities"], labels, network.metrics, ids=ids)
+    report = shift.score_report(scores["probabilities"], labels, network.metrics, ids=ids)
     for entry in report["worst"]:
         entry["picture"] = "data:image/png;base64," + _base64_png(images[entry["index"]])
     report["run"] = str(network.model_path.parent)
-    report["note"] = bias.seen_note(network.metrics, collection.root)
+    report["note"] = shift.seen_note(network.metrics, collection.root)
     return report
 
 

@@ -5,7 +5,7 @@ import threading
 
 import numpy as np
 
-from firstnet import predict, runs
+from firstnet import images, predict, runs
 from firstnet import data as mnist_data
 from firstnet.errors import UserError
 
@@ -30,10 +30,10 @@ class Network:
         # answers with its class names; a convnet has no hidden dense units to show.
         self.shape = predict.picture_shape(self.metrics)
         self.class_names = predict.class_names_of(self.metrics, int(model.outputs[0].shape[-1]))
-        if self.hidden_weights is not None and self.hidden_weights.shape[0] != predict.FIELD * predict.FIELD:
+        if self.hidden_weights is not None and self.hidden_weights.shape[0] != images.FIELD * images.FIELD:
             self.hidden_weights = self.hidden_biases = None
         # The first call compiles the predict function; pay that now, not on a learner's first stroke.
-        self.probabilities(np.zeros(self.shape or (predict.FIELD, predict.FIELD), dtype=np.uint8))
+        self.probabilities(np.zeros(self.shape or (images.FIELD, images.FIELD), dtype=np.uint8))
 
     def info(self):
         """What the page shows about the model: where it came from and how well it did on the test digits."""
@@ -57,8 +57,8 @@ class Network:
 
     def analyse(self, image_bytes, name):
         """Everything the page shows for one picture: the answer, the ten probabilities, the input, the hidden units."""
-        image = predict.open_image(image_bytes, name=name, max_pixels=MAX_PIXELS)
-        grey = predict.to_grey(image)
+        image = images.open_image(image_bytes, name=name, max_pixels=MAX_PIXELS)
+        grey = images.to_grey(image)
         if grey.max() - grey.min() < 32:
             raise UserError("the picture is blank: draw a digit first (or upload a photo of one)")
         if self.shape is not None:
@@ -66,7 +66,7 @@ class Network:
 
             prepared = folders.prepare_picture(image, self.shape)
         else:
-            prepared = predict.prepare_image(image)
+            prepared = images.prepare_image(image)
         probabilities = self.probabilities(prepared)
         answer = {
             "digit": int(probabilities.argmax()),
@@ -96,7 +96,7 @@ class Network:
             entry = {
                 "unit": int(unit),
                 "activation": float(activations[unit]),
-                "weights": np.round(self.hidden_weights[:, unit].reshape(predict.FIELD, predict.FIELD), 4).tolist(),
+                "weights": np.round(self.hidden_weights[:, unit].reshape(images.FIELD, images.FIELD), 4).tolist(),
             }
             if self.digit_weights is not None and self.digit_weights.shape[0] == len(activations):
                 entry["votes"] = [float(value) for value in self.digit_weights[unit]]

@@ -70,7 +70,7 @@ def products_on_columns(function, *other_rules, images_position=2):
     (see batch_columns) and `selected`, the images' values at those columns. `columns_rule` says what changes;
     `other_rules` (see retrace.replaced) are tried after it, in the same single pass over the traced step.
     """
-    from firstnet.loops import retrace
+    from firstnet.loops.speedups import retrace
 
     def on_columns(*arguments):
         *arguments, columns, positions, selected = arguments

@@ -1,4 +1,4 @@
-"""Bias you can measure: how a trained run reads the class's own digits, beside its score on MNIST's test digits.
+"""A shift in the data, measured: how a trained run reads other writers' digits (the class's own) beside MNIST's test digits.
 
 The tutorial warns that biased inputs mean biased outputs. A network trained on MNIST's writers is scored here on
 other writers' digits (a class collection, collection.py): the accuracy, each digit's, and the worst mistakes.
@@ -96,39 +96,6 @@ def mistakes_figure(images, report, columns=6):
     rows = max(1, -(-len(chosen) // columns))
     return plots.grid_figure([images[m["index"]] for m in chosen], titles, rows, min(columns, max(1, len(chosen))),
                              suptitle="our digits it gets most wrong (highest loss, -log p(true digit))")
-
-
-def add_flags(evaluate):
-    """`firstnet evaluate`'s flag for our digits (cli.py calls this once)."""
-    from firstnet import cli
-
-    evaluate.add_argument("--out", type=cli.png_path, help="with --data COLLECTION: save the worst mistakes on our "
-                          "digits here (default: ours_mistakes.png in the run folder)")
-
-
-def evaluate_command(args, model_path, run_metrics, dataset, scores):
-    """`firstnet evaluate RUN --data COLLECTION`'s comparison with MNIST: printed, and the mistakes drawn.
-
-    Returns the report, or None when `--data` is not a class collection (then there is nothing to compare).
-    """
-    import pathlib
-
-    from firstnet import collection, runs
-
-    if not (args.data and collection.is_collection(args.data)):
-        return None
-    report = score_report(scores["probabilities"], dataset.y_test, run_metrics)
-    print(format_report(report))
-    note = seen_note(run_metrics, args.data)
-    if note:
-        print(note)
-    if not report["worst"]:
-        print("it reads every one of our digits correctly: no mistakes to draw")
-        return report
-    out = pathlib.Path(args.out) if getattr(args, "out", None) else model_path.parent / "ours_mistakes.png"
-    runs.save_figure(mistakes_figure(dataset.x_test, report), out)
-    print(f"saved {out} (the {len(report['worst'])} worst of its {report['wrong_count']} mistakes on our digits)")
-    return report
 
 
 def _percent(value):

@@ -1,5 +1,4 @@
-"""What a saved run is, in a few words: the `firstnet runs` table, the line that says which model answered, and
-where a notebook's runs belong."""
+"""A saved run in words: the `firstnet runs` table, and the line that says which model answered."""
 
 import pathlib
 import textwrap
@@ -138,16 +137,3 @@ def _column_width(column):
 
 def _table_width(columns):
     return sum(_column_width(column) for column in columns) + len(columns) - 1
-
-
-def project_runs_folder(start=None):
-    """The runs/ folder of the project that holds the current folder, where `firstnet runs` looks.
-
-    A notebook runs in notebooks/, but the learner lists runs from the project folder: so a folder named
-    notebooks beside a pyproject.toml or a runs/ folder means its parent's runs/; anywhere else, ./runs.
-    """
-    here = pathlib.Path(start or pathlib.Path.cwd()).resolve()
-    parent = here.parent
-    if here.name == "notebooks" and ((parent / "pyproject.toml").is_file() or (parent / "runs").is_dir()):
-        return parent / "runs"
-    return here / "runs"

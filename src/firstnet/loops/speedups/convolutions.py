@@ -82,6 +82,6 @@ def as_products(model, function):
     above; `function` itself for a model without convolutions."""
     if not has_convolutions(model):
         return function
-    from firstnet.loops import retrace
+    from firstnet.loops.speedups import retrace
 
     return retrace.replaced(function, convolutions_rule, pooling_rule)

@@ -1,0 +1,57 @@
+"""`firstnet evaluate [RUN]`: reload a saved model and score it on the test digits; beside it, on the class's own."""
+
+import pathlib
+
+from firstnet.cli import common
+
+HELP = "reload a saved model and score it on the test digits"
+
+
+def add_flags(parser):
+    parser.add_argument("model", nargs="?", help="a run folder or a model.keras file (default: the newest run)")
+    common.add_data_flag(parser)
+    parser.add_argument("--out", type=common.png_path, help="with --data COLLECTION: save the worst mistakes on our "
+                        "digits here (default: ours_mistakes.png in the run folder)")
+
+
+def run(args):
+    from firstnet import collection, data, evaluate, model as firstnet_model, runs, startup
+
+    model_path = runs.resolve_model(args.model)
+    model = firstnet_model.load_model(model_path)
+    startup.enable_compilation_cache()
+    run_metrics = runs.read_metrics(model_path.parent)
+    # The run's own test digits unless --data names others: scoring on other digits measures something else.
+    dataset, which = data.choose_run_data(run_metrics, args.data)
+    scores = evaluate.evaluate_model(model, dataset.x_test, dataset.y_test)
+    print(f"model: {model_path}")
+    pictures = "digits" if dataset.dataset == "mnist" else "pictures"
+    print(f"data: {dataset.source} ({len(dataset.x_test)} test {pictures}, {which})")
+    common.print_scores(scores["test_accuracy"], scores["test_loss"])
+    note = evaluate.seen_in_training_note(run_metrics, dataset)
+    if note:
+        print(note)
+    names = dataset.class_names if len(dataset.class_names) == scores["confusion"].shape[0] else None
+    kind = "digit" if names is None or dataset.dataset == "mnist" else "class"
+    print(f"confusion matrix (rows: true {kind}, columns: predicted {kind}):")
+    print(evaluate.format_confusion(scores["confusion"], names))
+    if args.data and collection.is_collection(args.data):  # A class collection: beside MNIST's score.
+        beside_mnist(args, model_path, run_metrics, dataset, scores)
+
+
+def beside_mnist(args, model_path, run_metrics, dataset, scores):
+    """`firstnet evaluate RUN --data COLLECTION`'s comparison with MNIST (shift.py): printed, and the mistakes drawn."""
+    from firstnet import plots, shift
+
+    report = shift.score_report(scores["probabilities"], dataset.y_test, run_metrics)
+    print(shift.format_report(report))
+    note = shift.seen_note(run_metrics, args.data)
+    if note:
+        print(note)
+    if not report["worst"]:
+        print("it reads every one of our digits correctly: no mistakes to draw")
+        return report
+    out = pathlib.Path(args.out) if args.out else model_path.parent / "ours_mistakes.png"
+    plots.save_figure(shift.mistakes_figure(dataset.x_test, report), out)
+    print(f"saved {out} (the {len(report['worst'])} worst of its {report['wrong_count']} mistakes on our digits)")
+    return report
