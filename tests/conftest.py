@@ -25,6 +25,7 @@ BACKEND = os.environ["KERAS_BACKEND"]
 def pytest_configure(config):
     config.addinivalue_line("markers", "backend(*names): the test is about those Keras backends' own code (the "
                                        "compiled JAX loop, say); on any other backend it is skipped, with the reason")
+    config.addinivalue_line("markers", "slow: takes minutes (training or drawing many pictures); -m 'not slow' skips it")
 
 
 def pytest_collection_modifyitems(config, items):
