@@ -36,7 +36,8 @@ def serving(*arguments, cwd, env=None):
         else:
             raise AssertionError("firstnet serve stopped before printing its URL:\n" + "".join(transcript))
         url = line.split()[2]
-        assert url.startswith("http://127.0.0.1:"), line
+        # This computer's own address (a loopback one: --host 127.0.0.2 stands for a school network in tests).
+        assert url.startswith("http://127."), line
         yield url, transcript
     finally:
         process.terminate()
@@ -55,8 +56,25 @@ def server(trained_run, tmp_path_factory):
         yield url
 
 
+def base_url(url):
+    """The page's address without the teacher's token: what a student opens, or the teacher once the cookie is set."""
+    return url.split("?")[0]
+
+
+def with_query(url, query):
+    """The teacher's link (which has ?token=) with a link's own settings added: `query` is "?epochs=2&..."."""
+    return url + ("&" + query.lstrip("?") if "?" in url else query)
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
+    driver = chromium(tmp_path_factory.mktemp("chromium-profile"))
+    yield driver
+    driver.quit()
+
+
+def chromium(profile):
+    """A headless Chromium with a profile (its cookies: a role) of its own."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
         pytest.fail(f"{' and '.join(missing)} not found: the browser test needs Debian's chromium and chromium-driver "
@@ -68,12 +86,12 @@ def browser(tmp_path_factory):
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.add_argument(f"--user-data-dir={profile}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # A driver path given explicitly means Selenium Manager never looks for (or downloads) a browser or driver.
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
+    return driver
 
 
 def wait_for(check, timeout=60, message="the page did not get there"):
@@ -196,7 +214,7 @@ def test_uploading_a_picture(server, browser, tmp_path, mnist):
 
 def test_nothing_is_loaded_from_outside(server, browser):
     """The page and the API docs work offline: every resource they load comes from the server itself."""
-    origin = server.split("?")[0]  # The teacher's link without its token.
+    origin = base_url(server)
     for path in ("", "docs"):
         browser.get(origin + path)
         if path == "docs":
