@@ -267,16 +267,13 @@ def emulate(page, width, height, touch=False):
     """The page at another size: a phone (touch, no hover), a laptop or a projector."""
     page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                          {"width": width, "height": height, "deviceScaleFactor": 2 if touch else 1, "mobile": touch})
+    # With touch, the page's media queries see what a phone's do: no hover, a coarse pointer.
     page.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": touch})
-    page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [
-        {"name": "hover", "value": "none" if touch else "hover"},
-        {"name": "pointer", "value": "coarse" if touch else "fine"}]})
 
 
 def normal_size(page):
     page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     page.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
-    page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
 
 def keep_picture(page, tmp_path, name):
@@ -308,7 +305,7 @@ def test_phone_laptop_and_projector(school, browser, student, tmp_path, mnist):
             .map((b) => b.id || b.textContent)""")
         assert not narrow, f"touch targets under 44 px: {narrow}"
         live_right = student.execute_script("""return Math.max(...[...document.querySelectorAll(
-            '#live, #live canvas, #live table, #live-strip, #live-weights')].map((e) => e.getBoundingClientRect().right))""")
+            '#live, #live canvas, #live .table-box, #live-strip, #live-weights')].map((e) => e.getBoundingClientRect().right))""")
         assert live_right <= 390, f"the live section runs {live_right} px wide on a 390 px phone"
         keep_picture(student, tmp_path, "classroom-phone.png")
     finally:
@@ -324,6 +321,11 @@ def test_phone_laptop_and_projector(school, browser, student, tmp_path, mnist):
         assert browser.execute_script("return document.getElementById('join-qr').naturalWidth") > 0
         assert browser.find_element("id", "live-link").get_attribute("href").startswith(students_url)
         assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        draw(browser, SEVEN)
+        settled_answer(browser, "the teacher's 7")
+        # Not a touch screen: the keyboard hint is there, and the message names the key.
+        assert browser.find_element("css selector", ".draw kbd").is_displayed()
+        assert "press Esc" in browser.find_element("id", "message").text
         keep_picture(browser, tmp_path, "classroom-laptop.png")
 
         # The projector: its own title, every figure above the fold of 1920x1080, and the students' link.

@@ -21,8 +21,9 @@ export function say(element, text, isError = false) {
   element.classList.toggle("error", isError);
 }
 
-// A phone or a tablet has no keyboard to press Esc on, so messages name the on-screen button there instead.
-export const TOUCH = window.matchMedia("(hover: none)").matches;
+// A phone or a tablet (a finger: no hover, a coarse pointer) has no keyboard to press Esc on, so messages name the
+// on-screen button there instead. style.css hides the keyboard hints under the same query.
+export const TOUCH = window.matchMedia("(hover: none) and (pointer: coarse)").matches;
 export const CLEAR_HINT = TOUCH ? "press Clear" : "press Esc";
 
 export const NO_SERVER = "The server did not answer: is `firstnet serve` still running?";
