@@ -10,8 +10,8 @@ import time
 import urllib.parse
 
 import pytest
-
 import test_web_browser
+from PIL import Image
 from test_web_browser import base_url, chromium, draw, save_screenshot, settled_answer, wait_for, with_query
 
 browser = test_web_browser.browser  # The teacher's headless Chromium (module-scoped).
@@ -174,6 +174,9 @@ def test_a_student_sees_no_teachers_controls_adds_after_consent_and_takes_back(c
     wait_for(lambda: mine(student) == [["a 7", "in the collection"]], message=f"your pictures: {mine(student)}")
     wait_for(lambda: not any((collection / "1").glob("*.png")), message="the picture taken back is still kept")
     assert "Taken back" in message_of(student)
+    # The student's page never asked for what only the teacher may have (each such request would be a 403).
+    refused = [entry["message"] for entry in student.get_log("browser") if " 403 " in entry["message"]]
+    assert not refused, refused
 
 
 def test_review_first_holds_a_students_picture_until_the_teacher_accepts_it(classroom, browser, student):
@@ -290,8 +293,6 @@ def test_phone_laptop_and_projector(school, browser, student, tmp_path, mnist):
         open_as(student, students_url, "student")
         wait_for(lambda: student.find_elements("css selector", "#live-strip canvas"), message="no run replayed")
         picture = tmp_path / "four.png"
-        from PIL import Image
-
         Image.fromarray(255 - mnist.x_test[int((mnist.y_test == 4).argmax())]).resize((200, 200)).save(picture)
         student.find_element("id", "upload").send_keys(str(picture))
         settled_answer(student, "a photo on a phone")

@@ -98,7 +98,7 @@ def test_train_from_the_page_watch_it_learn_then_draw(empty_server, browser, stu
 
     # The new run now answers drawings, on both pages: each asked /api/model once, when the stream said "saved".
     for page in (browser, student):
-        wait_for(lambda: "test accuracy" in page.find_element("id", "model-info").text,
+        wait_for(lambda page=page: "test accuracy" in page.find_element("id", "model-info").text,
                  message="the page did not load the model it trained")
         assert "128 hidden units" in page.find_element("id", "model-info").text
         assert not page.find_element("id", "no-model").is_displayed()
