@@ -5,7 +5,7 @@ import os
 import pytest
 
 import test_web_browser
-from test_web_browser import draw, save_screenshot, settled_answer, wait_for
+from test_web_browser import base_url, chromium, draw, save_screenshot, settled_answer, wait_for, with_query
 
 # The same headless Chromium as the playground's browser tests (a module-scoped fixture).
 browser = test_web_browser.browser
@@ -41,20 +41,49 @@ def status_text(browser):
     return browser.find_element("id", "live-status").text
 
 
-def test_train_from_the_page_watch_it_learn_then_draw(empty_server, browser, tmp_path):
-    browser.get(empty_server + LINK)
+def points(page):
+    """How many points the page's loss curve has drawn."""
+    return int(page.find_element("id", "live-loss").get_attribute("data-points") or 0)
+
+
+@pytest.fixture
+def student(tmp_path):
+    """A student's browser: a profile of its own (no teacher's cookie), opening the link without the token."""
+    driver = chromium(tmp_path / "student-profile")
+    yield driver
+    driver.quit()
+
+
+def test_train_from_the_page_watch_it_learn_then_draw(empty_server, browser, student, tmp_path):
+    browser.get(with_query(empty_server, LINK))
     # The link preset the knobs and hid two of them.
     assert browser.find_element("name", "epochs").get_attribute("value") == "2"
     assert browser.find_element("name", "hidden_units").get_attribute("value") == "128"
     assert not browser.find_element("css selector", "[data-knob=optimizer]").is_displayed()
     assert browser.find_element("css selector", "[data-knob=seed]").is_displayed()
     wait_for(lambda: "No trained model" in browser.find_element("id", "model-info").text)
+    assert browser.find_element("id", "no-model-title").text == "No trained model yet"
+    assert browser.find_element("id", "train-button").is_displayed()
+    # A student is told who trains, and gets no button to do it.
+    student.get(base_url(empty_server))
+    wait_for(lambda: "student" in student.find_element("tag name", "body").get_attribute("class"),
+             message="not a student's page")
+    wait_for(lambda: student.find_element("id", "no-model").is_displayed(), message="a student saw no banner")
+    assert student.find_element("id", "no-model-title").text == "The teacher has not trained a model yet"
+    assert not student.find_element("id", "train-button").is_displayed()
+    assert not student.find_element("id", "live-start").is_displayed()
+    assert not student.find_element("id", "knobs").is_displayed()
+    assert "teacher starts a run" in status_text(student)
+
     browser.execute_script(RECORD_WEIGHTS)
     browser.find_element("id", "live-start").click()
-    points = lambda: int(browser.find_element("id", "live-loss").get_attribute("data-points") or 0)  # noqa: E731
-    wait_for(lambda: points() >= 1, timeout=180, message="no point of the loss curve arrived")
+    wait_for(lambda: points(browser) >= 1, timeout=180, message="no point of the loss curve arrived")
+    # The banner's progress comes from the live panel's one event stream, on the teacher's page and the student's.
+    wait_for(lambda: student.find_element("id", "train-status").text, message="the student's banner showed no progress")
     wait_for(lambda: "saved" in status_text(browser), timeout=180, message="the run did not finish on the page")
-    assert points() >= 4, f"only {points()} curve points were drawn"
+    assert points(browser) >= 4, f"only {points(browser)} curve points were drawn"
+    wait_for(lambda: "saved" in status_text(student), timeout=30, message="the student's page did not follow the run")
+    assert points(student) == points(browser)
     prints = browser.execute_script("return window.weightPrints")
     assert len(set(prints)) >= 2, f"the weights pictures never changed: {prints}"
     assert len(browser.find_elements("css selector", "#live-weights canvas")) == 8
@@ -67,10 +96,12 @@ def test_train_from_the_page_watch_it_learn_then_draw(empty_server, browser, tmp
     browser.execute_script("document.getElementById('live').scrollIntoView()")
     save_screenshot(browser, tmp_path, "live-training.png")
 
-    # The new run now answers drawings.
-    wait_for(lambda: "test accuracy" in browser.find_element("id", "model-info").text,
-             message="the page did not load the model it trained")
-    assert "128 hidden units" in browser.find_element("id", "model-info").text
+    # The new run now answers drawings, on both pages: each asked /api/model once, when the stream said "saved".
+    for page in (browser, student):
+        wait_for(lambda page=page: "test accuracy" in page.find_element("id", "model-info").text,
+                 message="the page did not load the model it trained")
+        assert "128 hidden units" in page.find_element("id", "model-info").text
+        assert not page.find_element("id", "no-model").is_displayed()
     browser.execute_script("document.getElementById('pad').scrollIntoView({block: 'center'})")
     draw(browser, [[(0.52, 0.15), (0.47, 0.85)]])
     digit, bars = settled_answer(browser, "drawing a 1 after training")
@@ -79,7 +110,7 @@ def test_train_from_the_page_watch_it_learn_then_draw(empty_server, browser, tmp
 
 def test_pause_resume_and_stop_from_the_page_and_the_projector_follows(empty_server, browser, tmp_path):
     # All 60,000 digits for five epochs: long enough to pause, resume and stop it by hand.
-    browser.get(empty_server + "?seed=1&hidden_units=64")
+    browser.get(with_query(empty_server, "?seed=1&hidden_units=64"))
     browser.find_element("id", "live-start").click()
     buttons = {name: browser.find_element("id", f"live-{name}") for name in ("start", "pause", "resume", "stop")}
     # The page first shows the last run (replayed); the new one's first curve point says "step".
@@ -90,9 +121,16 @@ def test_pause_resume_and_stop_from_the_page_and_the_projector_follows(empty_ser
     assert buttons["resume"].is_enabled() and not buttons["pause"].is_enabled()
 
     # A projector opened now follows the same run, from its start, in large type.
-    projector = empty_server.rstrip("/") + "/projector"
+    projector = base_url(empty_server).rstrip("/") + "/projector"
     main_window = browser.current_window_handle
     browser.switch_to.new_window("window")
+    # A page opened while a run trains, with a model loaded (the first test's): that model answers, so no banner.
+    browser.get(base_url(empty_server))
+    wait_for(lambda: "test accuracy" in browser.find_element("id", "model-info").text,
+             message="a page opened during a run did not show the loaded model")
+    wait_for(lambda: " · step " in status_text(browser) or "paused" in browser.find_element("id", "live-speed").text,
+             timeout=30, message="a page opened during a run did not follow it")
+    assert not browser.find_element("id", "no-model").is_displayed()
     browser.get(projector)
     assert "view=projector" in browser.current_url
     wait_for(lambda: "paused" in browser.find_element("id", "live-speed").text, timeout=30,

@@ -178,11 +178,23 @@ def test_page_and_its_files_are_served_and_need_no_internet(client):
     page = client.get("/")
     assert page.status_code == 200
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for name in ("index.html", "app.js", "style.css", "live.js", "live.css"):
-        packaged = (importlib.resources.files("firstnet.web") / "static" / name).read_text(encoding="utf-8")
-        served = client.get("/" if name == "index.html" else f"/static/{name}").text
-        assert served == packaged
+    static = importlib.resources.files("firstnet.web") / "static"
+    names = sorted(entry.name for entry in static.iterdir() if entry.name.endswith((".html", ".js", ".css")))
+    assert {"index.html", "common.js", "app.js", "live.js", "collection.js", "classroom.js"} <= set(names)
+    for name in names:
+        packaged = (static / name).read_text(encoding="utf-8")
+        response = client.get("/" if name == "index.html" else f"/static/{name}")
+        assert response.text == packaged
         assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/|@import|@font-face", packaged), name
+        # Names and numbers go into the page as text: no script builds markup from strings.
+        assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", packaged), name
+        if name.endswith(".js"):
+            # ES modules load only with a JavaScript media type.
+            assert response.headers["content-type"].split(";")[0] in ("text/javascript", "application/javascript")
+    # Every script is an ES module, loaded from the server, none inline (the CSP forbids inline ones anyway).
+    scripts = re.findall(r"<script\b[^>]*>", page.text)
+    assert scripts and all('type="module"' in tag and 'src="/static/' in tag for tag in scripts), scripts
+    assert not re.search(r"\sstyle=", page.text), "inline style attributes break the page's CSP"
 
 
 def test_bodies_over_two_megabytes_get_413(client):

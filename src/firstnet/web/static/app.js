@@ -1,44 +1,49 @@
-// The playground page: draw on a canvas, send it to /api/predict while drawing, and show what the network answers.
-"use strict";
+// The drawing: a canvas the learner draws on (or a photo they upload), sent to /api/predict while they draw, and
+// what the network answers: the digit, the ten bars, the 28x28 picture it saw and its strongest hidden units.
+// It announces on the bus each new picture ("picture"), a cleared pad ("cleared") and each answer ("answer"), and
+// hands the picture to whoever asks (`currentPicture`, for the collection).
+import { ApiError, CLEAR_HINT, api, byId, emit, on, paintWeights, say } from "./common.js";
 
 // While a stroke goes on, at most one prediction every 150 ms; when it ends, one more at once.
 const LIVE_INTERVAL_MS = 150;
 // MNIST strokes are about a tenth of the digit's height; on a 340-pixel square that is a broad pen.
 const STROKE_WIDTH = 28;
 const MAX_UPLOAD_BYTES = 2 * 1024 * 1024;
-const EXCITE = [217, 72, 15];
-const INHIBIT = [24, 100, 171];
+const DRAW_HINT = "Draw one digit, 0 to 9, large, in the black square.";
 
-const pad = document.getElementById("pad");
+const pad = byId("pad");
 const pen = pad.getContext("2d");
-const seen = document.getElementById("seen");
-const bars = document.getElementById("bars");
-const digitOutput = document.getElementById("digit");
-const confidence = document.getElementById("confidence");
-const message = document.getElementById("message");
-const units = document.getElementById("units");
-const activeUnits = document.getElementById("active-units");
-const modelInfo = document.getElementById("model-info");
-const noModel = document.getElementById("no-model");
-const trainButton = document.getElementById("train-button");
-const training = document.getElementById("training");
-const trainStatus = document.getElementById("train-status");
-const trainProgress = document.getElementById("train-progress");
-const upload = document.getElementById("upload");
+const seen = byId("seen");
+const bars = byId("bars");
+const digitOutput = byId("digit");
+const confidence = byId("confidence");
+const message = byId("message");
+const units = byId("units");
+const activeUnits = byId("active-units");
+const upload = byId("upload");
 const answerPanel = document.querySelector(".answer");
 
-const drawing = { active: false, last: null, inked: false };
+// `photo` is the last uploaded file while it is the picture shown; drawing or clearing makes the pad's the picture.
+const drawing = { active: false, last: null, inked: false, photo: null };
 // `generation` grows whenever the picture is replaced (clear, upload), so answers about an older picture are dropped.
 const requests = { generation: 0, busy: false, again: false, timer: null, pending: 0 };
 let modelLoaded = false;
-let pollTimer = null;
 
 function buildBars() {
   for (let digit = 0; digit < 10; digit += 1) {
+    const label = document.createElement("span");
+    label.className = "label";
+    label.textContent = String(digit);
+    const track = document.createElement("span");
+    track.className = "track";
+    const fill = document.createElement("span");
+    fill.className = "fill";
+    track.append(fill);
+    const value = document.createElement("span");
+    value.className = "value";
     const item = document.createElement("li");
-    item.innerHTML = '<span class="label"></span><span class="track"><span class="fill"></span></span><span class="value"></span>';
-    item.querySelector(".label").textContent = String(digit);
-    bars.appendChild(item);
+    item.append(label, track, value);
+    bars.append(item);
   }
 }
 
@@ -51,12 +56,14 @@ function clearPad() {
   pen.lineCap = "round";
   pen.lineJoin = "round";
   drawing.inked = false;
+  drawing.photo = null;
   requests.generation += 1;
   clearTimeout(requests.timer);
   requests.timer = null;
   resetAnswer();
   showBusy();
-  say("Draw one digit, 0 to 9, large, in the black square.");
+  say(message, DRAW_HINT);
+  emit("cleared");
 }
 
 function resetAnswer() {
@@ -71,11 +78,6 @@ function resetAnswer() {
   seen.getContext("2d").clearRect(0, 0, seen.width, seen.height);
   units.replaceChildren();
   activeUnits.textContent = "Each";
-}
-
-function say(text, isError = false) {
-  message.textContent = text;
-  message.classList.toggle("error", isError);
 }
 
 function padPoint(event) {
@@ -96,6 +98,9 @@ function startStroke(event) {
   pen.arc(drawing.last.x, drawing.last.y, STROKE_WIDTH / 2, 0, 2 * Math.PI);
   pen.fill();
   drawing.inked = true;
+  // A stroke over an uploaded photo makes the pad's drawing the picture to add.
+  drawing.photo = null;
+  emit("picture", { kind: "drawing" });
   predictSoon();
 }
 
@@ -148,8 +153,7 @@ function predictCanvas() {
     return;
   }
   requests.busy = true;
-  const body = JSON.stringify({ image: pad.toDataURL("image/png") });
-  post({ method: "POST", headers: { "Content-Type": "application/json" }, body }).finally(() => {
+  predict({ json: { image: pad.toDataURL("image/png") } }).finally(() => {
     requests.busy = false;
     if (requests.again) {
       requests.again = false;
@@ -158,37 +162,33 @@ function predictCanvas() {
   });
 }
 
-async function post(options) {
+async function predict(request) {
   const generation = requests.generation;
   let answer;
-  let response;
   requests.pending += 1;
   showBusy();
   try {
-    response = await fetch("/api/predict", options);
-    answer = await response.json();
+    answer = (await api("/api/predict", { method: "POST", ...request })).data;
   } catch (error) {
-    say("The server did not answer: is `firstnet serve` still running?", true);
+    if (generation !== requests.generation || !(error instanceof ApiError)) return;
+    say(message, error.message, true);
+    // No model after all (or no longer): the model's own module asks the server again and says so.
+    if (error.status === 503) emit("model-missing");
     return;
   } finally {
     requests.pending -= 1;
     // A queued canvas request starts right after this one: stay busy until it is sent.
     setTimeout(showBusy, 0);
   }
-  if (generation !== requests.generation) return;
-  if (!response.ok) {
-    say(typeof answer.detail === "string" ? answer.detail : `the server said ${response.status}`, true);
-    if (response.status === 503) refreshModel();
-    return;
-  }
-  showAnswer(answer);
+  if (generation === requests.generation) showAnswer(answer);
 }
 
 function showAnswer(answer) {
   const best = answer.digit;
   // A run of named classes (Fashion-MNIST, your own pictures) answers by name; MNIST's names are its digits.
   const names = answer.class_names || answer.probabilities.map((_, digit) => String(digit));
-  digitOutput.textContent = answer.label ?? String(best);
+  const label = answer.label ?? String(best);
+  digitOutput.textContent = label;
   confidence.textContent = `${(answer.probabilities[best] * 100).toFixed(1)}% sure`;
   bars.querySelectorAll("li").forEach((item, digit) => {
     if (names[digit] !== undefined) item.querySelector(".label").textContent = names[digit];
@@ -196,11 +196,12 @@ function showAnswer(answer) {
     item.classList.toggle("winner", digit === best);
     item.querySelector(".fill").style.width = `${percent}%`;
     item.querySelector(".value").textContent = `${percent.toFixed(1)}%`;
-    item.setAttribute("aria-label", `${digit}: ${percent.toFixed(1)} percent`);
+    item.setAttribute("aria-label", `${names[digit] ?? digit}: ${percent.toFixed(1)} percent`);
   });
   drawInput(answer.input);
   drawUnits(answer.hidden || [], answer.active_units, answer.hidden_units);
-  say(`The network reads a ${answer.label ?? best}. Keep drawing, or press Esc to start again.`);
+  say(message, `The network reads a ${label}. Keep drawing, or ${CLEAR_HINT} to start again.`);
+  emit("answer", { digit: best, label });
 }
 
 function drawInput(rows) {
@@ -211,13 +212,6 @@ function drawInput(rows) {
   seen.getContext("2d").putImageData(picture, 0, 0);
 }
 
-function weightColour(weight, largest) {
-  // White is a weight of zero; the stronger the weight, the deeper the orange (excites) or blue (inhibits).
-  const strength = Math.min(1, Math.abs(weight) / largest);
-  const hue = weight >= 0 ? EXCITE : INHIBIT;
-  return hue.map((channel) => Math.round(255 + (channel - 255) * strength));
-}
-
 function drawUnits(hidden, active, total) {
   units.replaceChildren();
   if (active !== null && active !== undefined) {
@@ -226,27 +220,21 @@ function drawUnits(hidden, active, total) {
   for (const unit of hidden) {
     const item = document.createElement("li");
     const picture = document.createElement("canvas");
-    picture.width = 28;
-    picture.height = 28;
-    const weights = unit.weights.flat();
-    const largest = Math.max(...weights.map(Math.abs)) || 1;
-    const pixels = picture.getContext("2d").createImageData(28, 28);
-    weights.forEach((weight, index) => pixels.data.set([...weightColour(weight, largest), 255], index * 4));
-    picture.getContext("2d").putImageData(pixels, 0, 0);
+    paintWeights(picture, unit.weights.flat(), 28, 28);
     picture.setAttribute("role", "img");
     const caption = document.createElement("div");
     caption.textContent = `#${unit.unit} · ${unit.activation.toFixed(2)}`;
     item.append(picture, caption);
+    let label = `hidden unit ${unit.unit}, activation ${unit.activation.toFixed(2)}`;
     if (unit.votes) {
       const favourite = unit.votes.indexOf(Math.max(...unit.votes));
       const vote = document.createElement("div");
       vote.className = "vote";
       vote.textContent = `votes ${favourite}`;
       item.append(vote);
-      picture.setAttribute("aria-label", `hidden unit ${unit.unit}, activation ${unit.activation.toFixed(2)}, votes most for ${favourite}`);
-    } else {
-      picture.setAttribute("aria-label", `hidden unit ${unit.unit}, activation ${unit.activation.toFixed(2)}`);
+      label += `, votes most for ${favourite}`;
     }
+    picture.setAttribute("aria-label", label);
     units.append(item);
   }
 }
@@ -256,11 +244,13 @@ async function uploadPicture() {
   upload.value = "";
   if (!file) return;
   if (file.size > MAX_UPLOAD_BYTES) {
-    say(`${file.name} is larger than 2 MB; a picture of one digit needs far less.`, true);
+    say(message, `${file.name} is larger than 2 MB; a picture of one digit needs far less.`, true);
     return;
   }
   clearPad();
-  say(`Reading ${file.name}…`);
+  drawing.photo = file;
+  emit("picture", { kind: "photo" });
+  say(message, `Reading ${file.name}…`);
   try {
     // Show the picture on the pad, fitted inside it; the server still reads the original file.
     const bitmap = await createImageBitmap(file);
@@ -273,70 +263,47 @@ async function uploadPicture() {
     // Not something the browser can draw; the server will say what is wrong with it.
   }
   if (!modelLoaded) {
-    say("No trained model yet: train one first (see above).", true);
+    say(message, "No trained model yet: the network answers once one is trained (see above).", true);
     return;
   }
   const form = new FormData();
   form.append("file", file, file.name);
-  await post({ method: "POST", body: form });
+  await predict({ body: form });
 }
 
-function showModel(info) {
-  modelLoaded = Boolean(info.loaded);
-  const status = info.training || { state: "idle" };
-  if (modelLoaded) {
-    const parts = [`Model <strong></strong>`];
-    if (typeof info.test_accuracy === "number") parts.push(`test accuracy ${(info.test_accuracy * 100).toFixed(2)}%`);
-    if (info.epochs) parts.push(`${info.epochs} epochs`);
-    if (info.hidden_units) parts.push(`${info.hidden_units} hidden units`);
-    modelInfo.innerHTML = parts.join(" · ");
-    modelInfo.querySelector("strong").textContent = info.run || info.model_path;
-  } else {
-    modelInfo.textContent = `No trained model in ${info.runs_root}/ yet.`;
-    document.getElementById("train-command").textContent = info.train_command;
-  }
-  noModel.hidden = modelLoaded && status.state !== "running";
-  const running = status.state === "running";
-  trainButton.disabled = running;
-  training.hidden = status.state === "idle";
-  const said = status.message || "";
-  trainStatus.textContent = said.charAt(0).toUpperCase() + said.slice(1) + (running ? "…" : "");
-  trainProgress.hidden = !running;
-  trainProgress.value = status.fraction || 0;
-  clearTimeout(pollTimer);
-  if (running) pollTimer = setTimeout(refreshModel, 1000);
-  if (modelLoaded && drawing.inked && digitOutput.textContent === "?") predictCanvas();
-}
-
-async function refreshModel() {
-  try {
-    const response = await fetch("/api/model");
-    showModel(await response.json());
-  } catch (error) {
-    modelInfo.textContent = "The server did not answer: is `firstnet serve` still running?";
-    pollTimer = setTimeout(refreshModel, 3000);
-  }
-}
-
-async function startTraining() {
-  trainButton.disabled = true;
-  const response = await fetch("/api/train", { method: "POST" });
-  const answer = await response.json();
-  if (response.ok) {
-    showModel(answer);
-  } else {
-    trainStatus.textContent = answer.detail;
-    refreshModel();
-  }
+// The picture to add to the collection: the uploaded photo as it came, else the pad's drawing as a PNG; null when
+// there is nothing to add yet.
+export async function currentPicture() {
+  if (drawing.photo) return { blob: drawing.photo, name: drawing.photo.name };
+  if (!drawing.inked) return null;
+  const blob = await new Promise((resolve) => pad.toBlob(resolve, "image/png"));
+  return { blob, name: "drawing.png" };
 }
 
 function onKey(event) {
-  const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement;
+  const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement ||
+    event.target instanceof HTMLSelectElement;
+  // A key pressed in an open dialog belongs to the dialog (Esc closes it).
+  if (document.querySelector("dialog[open]")) return;
   if (event.key === "Escape" || (!typing && (event.key === "Delete" || event.key === "Backspace"))) {
     event.preventDefault();
     clearPad();
   }
 }
+
+on("model", (info) => {
+  modelLoaded = Boolean(info.loaded);
+  // A picture drawn before the model was there is answered as soon as it is.
+  if (modelLoaded && drawing.inked && digitOutput.textContent === "?") {
+    if (drawing.photo) {
+      const form = new FormData();
+      form.append("file", drawing.photo, drawing.photo.name);
+      predict({ body: form });
+    } else {
+      predictCanvas();
+    }
+  }
+});
 
 buildBars();
 clearPad();
@@ -345,11 +312,9 @@ pad.addEventListener("pointermove", continueStroke);
 pad.addEventListener("pointerup", endStroke);
 pad.addEventListener("pointercancel", endStroke);
 pad.addEventListener("lostpointercapture", endStroke);
-document.getElementById("clear-button").addEventListener("click", () => {
+byId("clear-button").addEventListener("click", () => {
   clearPad();
   pad.focus();
 });
 upload.addEventListener("change", uploadPicture);
-trainButton.addEventListener("click", startTraining);
 document.addEventListener("keydown", onKey);
-refreshModel();

@@ -1,196 +1,173 @@
-// The class collection on the page: label the drawing (or photo), add it, see the counts, score ours, fine-tune.
-// It talks only to /api/collection (web/collection.py); the drawing itself stays app.js's.
-"use strict";
+// "Our handwriting", the part everyone has: label the drawing (or photo), add it to the class's collection, see the
+// class's counts, your own pictures (with "Take back"), and how well the network reads your digits. A student is
+// told what is kept before their first picture is added. The teacher's part of the collection is class-collection.js.
+import { api, byId, element, emit, on, percent, say, thumbnail, whoami } from "./common.js";
+import { currentPicture } from "./app.js";
 
-(() => {
-  const section = document.getElementById("collection");
-  if (!section) return;
-  const pad = document.getElementById("pad");
-  const upload = document.getElementById("upload");
-  const answerDigit = document.getElementById("digit");
-  const picker = document.getElementById("label-picker");
-  const addButton = document.getElementById("collection-add");
-  const message = document.getElementById("collection-message");
-  const counts = document.getElementById("collection-counts");
-  const scoreButton = document.getElementById("collection-score");
-  const finetuneButton = document.getElementById("collection-finetune");
-  const result = document.getElementById("collection-result");
-  const perDigit = document.getElementById("collection-per-digit");
-  const wrong = document.getElementById("collection-wrong");
-  const recent = document.getElementById("collection-recent");
-  // The last uploaded photo: app.js empties the file input as soon as it reads it, so it is caught first, in the
-  // capture phase. Drawing on the pad or clearing it means the picture to add is the pad's again.
-  let photo = null;
-  let chosen = null;
-  let following = null;
+const CONSENT_KEY = "firstnet-consent-given";
+// While a student's picture waits for the teacher, the list is asked again this often, to show when it is in.
+const WAITING_POLL_MS = 5000;
 
-  function say(text, isError = false) {
-    message.textContent = text;
-    message.classList.toggle("error", isError);
+const picker = byId("label-picker");
+const addButton = byId("collection-add");
+const message = byId("collection-message");
+const counts = byId("collection-counts");
+const mineList = byId("mine");
+const mineEmpty = byId("mine-empty");
+const mineResult = byId("mine-result");
+const mineRead = byId("mine-read");
+const consent = byId("consent");
+
+// The label to store: the network's guess is only offered (`offered`), until the learner picks a digit themselves
+// (`picked`); from then on no answer changes it, so the collection holds what the learner says, not what the
+// network reads. A cleared pad or a new photo starts again.
+const label = { chosen: null, picked: false };
+let role = "student";
+let waitingTimer = null;
+
+function choose(digit, picked) {
+  label.chosen = digit;
+  label.picked = picked;
+  picker.querySelectorAll("button").forEach((button) => {
+    const on = Number(button.dataset.digit) === digit;
+    button.classList.toggle("chosen", on);
+    button.setAttribute("aria-pressed", String(on));
+  });
+  addButton.disabled = digit === null;
+  addButton.textContent = digit === null ? "Add to our collection" : `This is a ${digit}: add it to our collection`;
+}
+
+for (let digit = 0; digit < 10; digit += 1) {
+  const button = element("button", { text: digit, attributes: { type: "button", "aria-pressed": "false" } });
+  button.dataset.digit = String(digit);
+  button.addEventListener("click", () => choose(digit, true));
+  picker.append(button);
+}
+
+// Before a student's first picture: what the class keeps, and how to take it back; the answer is remembered in this
+// browser. Resolves true when the student agrees.
+async function agreed() {
+  if (role === "teacher" || localStorage.getItem(CONSENT_KEY) === "yes") return true;
+  byId("consent-text").textContent = (await whoami()).keeps;
+  consent.returnValue = "";
+  consent.showModal();
+  byId("consent-add").focus();
+  await new Promise((resolve) => consent.addEventListener("close", resolve, { once: true }));
+  if (consent.returnValue !== "add") return false;
+  localStorage.setItem(CONSENT_KEY, "yes");
+  return true;
+}
+
+async function add() {
+  const digit = label.chosen;
+  const picture = await currentPicture();
+  if (digit === null) return;
+  if (!picture) {
+    say(message, "Draw a digit first (or upload a photo of one).", true);
+    return;
   }
-
-  function percent(value) {
-    return value === null || value === undefined ? "–" : `${(value * 100).toFixed(value === 1 || value === 0 ? 0 : 1)}%`;
+  if (!(await agreed())) {
+    say(message, "Not added. Your picture stays on this page only.");
+    return;
   }
-
-  function choose(digit) {
-    chosen = digit;
-    picker.querySelectorAll("button").forEach((button) => {
-      const on = Number(button.dataset.digit) === digit;
-      button.classList.toggle("chosen", on);
-      button.setAttribute("aria-pressed", String(on));
-    });
-    addButton.disabled = chosen === null;
-    addButton.textContent = chosen === null ? "Add to our collection" : `This is a ${chosen}: add it to our collection`;
+  const form = new FormData();
+  form.append("file", picture.blob, picture.name);
+  form.append("label", String(digit));
+  let answer;
+  try {
+    answer = await api("/api/collection", { method: "POST", body: form });
+  } catch (error) {
+    say(message, error.message, true);
+    return;
   }
+  const { item, state } = answer.data;
+  say(message, {
+    added: `Added as a ${item.label}. Thank you!`,
+    already: `Already in the collection as a ${item.label}.`,
+    pending: `Sent as a ${item.label}: it joins the collection when the teacher has looked at it.`,
+  }[state]);
+  showCounts(answer.data);
+  emit("added", { state });
+  refreshMine();
+}
 
+function showCounts(summary) {
+  const items = [];
   for (let digit = 0; digit < 10; digit += 1) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = String(digit);
-    button.dataset.digit = String(digit);
-    button.setAttribute("aria-pressed", "false");
-    button.addEventListener("click", () => choose(digit));
-    picker.append(button);
+    items.push(element("li", { text: `${digit}: ${summary.counts[String(digit)] ?? 0}` }));
   }
+  items.push(element("li", { className: "total", text: `${summary.total} in all` }));
+  counts.replaceChildren(...items);
+}
 
-  // The network's answer is offered as the label; the learner corrects it when the network is wrong.
-  new MutationObserver(() => {
-    const digit = Number(answerDigit.textContent);
-    if (Number.isInteger(digit) && answerDigit.textContent.trim() !== "") choose(digit);
-  }).observe(answerDigit, { childList: true, characterData: true, subtree: true });
+function mineItem(item) {
+  const waiting = item.state !== "in the collection";
+  const takeBack = element("button", { text: "Take back", attributes: { type: "button" } });
+  takeBack.addEventListener("click", () => takeBackPicture(item, takeBack));
+  const state = element("span", { className: waiting ? "state waiting" : "state", text: item.state });
+  const entry = element("li", {}, thumbnail(item.picture, `a ${item.label}`, `your ${item.label}`), state, takeBack);
+  entry.dataset.id = item.id;
+  return entry;
+}
 
-  document.addEventListener("change", (event) => {
-    if (event.target === upload && upload.files[0]) photo = upload.files[0];
-  }, true);
-  pad.addEventListener("pointerdown", () => { photo = null; });
-  document.getElementById("clear-button").addEventListener("click", () => { photo = null; choose(null); });
-
-  function padPicture() {
-    return new Promise((resolve) => pad.toBlob(resolve, "image/png"));
+async function takeBackPicture(item, button) {
+  button.disabled = true;
+  try {
+    await api(`/api/collection/${encodeURIComponent(item.id)}`, { method: "DELETE" });
+    say(message, `Taken back: your ${item.label} is no longer in the collection.`);
+    emit("collection-changed");
+  } catch (error) {
+    say(message, error.message, true);
   }
+  refreshMine();
+}
 
-  async function add() {
-    if (chosen === null) return;
-    const form = new FormData();
-    const picture = photo || (await padPicture());
-    form.append("file", picture, photo ? photo.name : "drawing.png");
-    form.append("label", String(chosen));
-    let response;
-    let answer;
-    try {
-      response = await fetch("/api/collection", { method: "POST", body: form });
-      answer = await response.json();
-    } catch (error) {
-      say("The server did not answer: is `firstnet serve` still running?", true);
-      return;
-    }
-    if (!response.ok) {
-      say(typeof answer.detail === "string" ? answer.detail : `the server said ${response.status}`, true);
-      return;
-    }
-    say(answer.added ? `Added as a ${answer.item.label}. Thank you!` : `Already in the collection as a ${answer.item.label}.`);
-    refresh();
+async function refreshMine() {
+  clearTimeout(waitingTimer);
+  let mine;
+  try {
+    mine = (await api("/api/collection/mine")).data;
+  } catch (error) {
+    return; // The server is gone; the drawing's own line says so.
   }
+  showCounts(mine);
+  mineList.replaceChildren(...mine.items.map(mineItem));
+  mineEmpty.hidden = mine.items.length > 0;
+  if (mine.items.some((item) => item.state !== "in the collection")) waitingTimer = setTimeout(refreshMine, WAITING_POLL_MS);
+}
 
-  function showCounts(summary) {
-    counts.replaceChildren();
-    for (let digit = 0; digit < 10; digit += 1) {
-      const item = document.createElement("li");
-      item.textContent = `${digit}: ${summary.counts[String(digit)]}`;
-      counts.append(item);
-    }
-    const total = document.createElement("li");
-    total.className = "total";
-    total.textContent = `${summary.total} in all`;
-    counts.append(total);
-    recent.replaceChildren(...summary.recent.slice(0, 12).map((item) => thumbnail(item.picture, item.label)));
-    const tuning = summary.finetune;
-    finetuneButton.hidden = summary.total < summary.finetune_ready && tuning.state !== "running";
-    finetuneButton.disabled = tuning.state === "running";
-    if (tuning.state === "running") {
-      result.textContent = tuning.message || "fine-tuning…";
-      if (!following) following = setInterval(refresh, 1000);
-    } else if (following) {
-      clearInterval(following);
-      following = null;
-      result.textContent = tuning.state === "finished" ? finetuneLine(tuning.result) : tuning.message;
-    }
+async function myScore() {
+  say(mineResult, "Reading your digits…");
+  mineRead.replaceChildren();
+  let report;
+  try {
+    report = (await api("/api/collection/mine/score")).data;
+  } catch (error) {
+    say(mineResult, error.message, true);
+    return;
   }
-
-  function finetuneLine(tuned) {
-    if (!tuned) return "Fine-tuned.";
-    return `Fine-tuned and loaded: on our held-out digits ${percent(tuned.before.ours)} → ${percent(tuned.after.ours)}, ` +
-      `on MNIST ${percent(tuned.before.mnist_test)} → ${percent(tuned.after.mnist_test)}.`;
+  if (!report.count) {
+    say(mineResult, "None of your pictures is in the collection yet: add some first.");
+    return;
   }
+  say(mineResult, `It reads ${report.correct} of your ${report.count} digits right (${percent(report.accuracy)}).`);
+  mineRead.replaceChildren(...report.pictures.map((picture) => element("li", {
+    className: picture.read === picture.label ? "right" : "wrong",
+    text: `your ${picture.label}: read as ${picture.read} (${percent(picture.probability)} sure)`,
+  })));
+}
 
-  function thumbnail(source, caption) {
-    const figure = document.createElement("figure");
-    const image = document.createElement("img");
-    image.src = source;
-    image.alt = `a ${caption}`;
-    image.width = 28;
-    image.height = 28;
-    const text = document.createElement("figcaption");
-    text.textContent = caption;
-    figure.append(image, text);
-    return figure;
-  }
-
-  async function refresh() {
-    try {
-      const response = await fetch("/api/collection");
-      if (response.ok) showCounts(await response.json());
-    } catch (error) {
-      // The server is gone; app.js says so.
-    }
-  }
-
-  async function score() {
-    result.textContent = "Scoring our digits…";
-    const response = await fetch("/api/collection/score");
-    const report = await response.json();
-    if (!response.ok) {
-      result.textContent = typeof report.detail === "string" ? report.detail : `the server said ${response.status}`;
-      return;
-    }
-    result.textContent = `On MNIST ${percent(report.mnist_test)}, on our digits ${percent(report.ours)} ` +
-      `(${report.correct} of ${report.count}; likely between ${percent(report.low)} and ${percent(report.high)})` +
-      (report.few ? ". Only a few pictures: add more for a surer number." : ".") +
-      (report.note ? ` (${report.note.replace(/^note: /, "")})` : "");
-    perDigit.replaceChildren();
-    const head = perDigit.insertRow();
-    ["digit", "right", "accuracy", "95% interval"].forEach((name) => {
-      const cell = document.createElement("th");
-      cell.textContent = name;
-      head.append(cell);
-    });
-    report.per_digit.filter((entry) => entry.total).forEach((entry) => {
-      const row = perDigit.insertRow();
-      [entry.digit, `${entry.correct}/${entry.total}`, percent(entry.accuracy),
-        `${percent(entry.low)}–${percent(entry.high)}${entry.few ? " (few)" : ""}`].forEach((value) => {
-        row.insertCell().textContent = String(value);
-      });
-    });
-    wrong.replaceChildren(...report.worst.map((entry) => thumbnail(entry.picture, `${entry.true}, read ${entry.predicted}`)));
-  }
-
-  async function finetune() {
-    finetuneButton.disabled = true;
-    const response = await fetch("/api/collection/finetune", { method: "POST" });
-    const answer = await response.json();
-    if (!response.ok) {
-      result.textContent = typeof answer.detail === "string" ? answer.detail : `the server said ${response.status}`;
-      finetuneButton.disabled = false;
-      return;
-    }
-    result.textContent = "Fine-tuning on our digits…";
-    following = following || setInterval(refresh, 1000);
-  }
-
-  addButton.addEventListener("click", add);
-  scoreButton.addEventListener("click", score);
-  finetuneButton.addEventListener("click", finetune);
-  choose(null);
-  refresh();
-})();
+on("answer", ({ digit }) => {
+  if (!label.picked) choose(digit, false);
+});
+on("cleared", () => choose(null, false));
+on("picture", ({ kind }) => {
+  // A new photo is a new picture: its label is asked again. More strokes on a drawing keep the learner's choice.
+  if (kind === "photo") choose(null, false);
+});
+on("collection-changed", refreshMine);
+addButton.addEventListener("click", add);
+byId("mine-score").addEventListener("click", myScore);
+choose(null, false);
+whoami().then((me) => { role = me.role; }).catch(() => {});
+refreshMine();
