@@ -1,7 +1,7 @@
 """A shift in the data, measured: how a trained run reads other writers' digits (the class's own) beside MNIST's test digits.
 
 The tutorial warns that biased inputs mean biased outputs. A network trained on MNIST's writers is scored here on
-other writers' digits (a class collection, collection.py): the accuracy, each digit's, and the worst mistakes.
+other writers' digits (a class collection, data/collection.py): the accuracy, each digit's, and the worst mistakes.
 A class has few pictures of each digit, so every accuracy comes with a Wilson 95% confidence interval, and a
 caution where the pictures are too few for the number to mean much.
 """

@@ -28,8 +28,8 @@ def bundled_subset_path():
 def load_bundled_subset(seed=0):
     """The bundled digits split 4000/1000, stratified: 400 train and 100 test of each digit, always the same.
 
-    Reading the 5,000 digits from their compressed text takes a core about 3 s, so the split digits are kept in
-    firstnet's cache folder too, like an unpacked mnist.npz (see `load_npz`).
+    Reading the 5,000 digits from their compressed text is slow (a noticeable wait at every start), so the split
+    digits are kept in firstnet's cache folder too, like an unpacked mnist.npz (see `load_npz`).
     """
     path = bundled_subset_path()
     return kept_unpacked(path, BUNDLED_SOURCE, read=lambda: (_split_bundled_subset(path, seed), True),

@@ -1,6 +1,6 @@
 """The page's class collection API: add a labelled drawing, list, delete, export and import, score, and fine-tune.
 
-The library is `firstnet.collection`; these routes only read requests and turn its one-line errors into statuses:
+The library is `firstnet.data.collection`; these routes only read requests and turn its one-line errors into statuses:
 422 for a bad label or a picture that is not a digit, 409 for a full collection or a picture already labelled
 otherwise, 404 for an unknown id, 503 while there is no model to score or fine-tune.
 """
@@ -17,7 +17,8 @@ import fastapi
 from fastapi import responses
 from starlette import background, concurrency
 
-from firstnet import collection as library, runs
+from firstnet import runs
+from firstnet.data import collection as library
 from firstnet.errors import UserError
 
 # The collection offers fine-tuning from this many pictures: enough for a held-out part with a few of each digit.

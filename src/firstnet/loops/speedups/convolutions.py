@@ -1,8 +1,8 @@
 """Convolutions as one matrix product each: the compiled loop's way round XLA's slow CPU convolutions.
 
 On a CPU, XLA computes a Keras `Conv2D` (`jax.lax.conv_general_dilated`) and above all its two gradients far
-more slowly than a matrix product of the same size: a training step of the convnet took 20 times longer than
-the same sums written as products. So, before the step is differentiated, each convolution of the traced step
+more slowly than a matrix product of the same size (benchmarks/CONVNET.md measures the convnet's step both
+ways). So, before the step is differentiated, each convolution of the traced step
 is computed as what it is: the input's patches (one shifted slice per kernel position, side by side) times the
 kernel laid out as a matrix. JAX then differentiates slices, pads and products, which XLA does fast. The sums are
 the convolution's own, only grouped as a matrix library groups them. Only the plain case is rewritten (stride 1,
