@@ -7,6 +7,8 @@ import pytest
 import test_web_browser
 from test_web_browser import draw, save_screenshot, settled_answer, wait_for
 
+pytestmark = pytest.mark.browser
+
 # The same headless Chromium as the playground's browser tests (a module-scoped fixture).
 browser = test_web_browser.browser
 
