@@ -12,7 +12,7 @@ from firstnet.errors import UserError, first_line
 # The dataset type and the four formats live in files of their own; they are all part of `firstnet.data`.
 from firstnet.data.arrays import (DIGITS, IMAGE_SIZE, NUM_CLASSES, Dataset, one_hot, prepare_images,
                                   validated)
-from firstnet.data.bundled import BUNDLED_SOURCE, bundled_subset_path, load_bundled_subset
+from firstnet.data.bundled import BUNDLED_SOURCE, bundled_subset_path, full_set_hint, load_bundled_subset
 from firstnet.data.formats import load_csv_folder, load_idx_folder, load_npz, load_png_folder
 from firstnet.data import named
 
@@ -80,14 +80,6 @@ def load_dataset(path=None, *, announce=None, dataset=None):
         f"{full_set_hint(offline_by_choice)}."
     )
     return data
-
-
-def full_set_hint(offline_by_choice=False):
-    """How to get all 70,000 digits, said for a terminal and for Python alike: the flag, the call, or the variable."""
-    hint = ('for the full 70,000 digits connect to the internet once, pass --data PATH (in Python: '
-            'load_mnist("path/to/mnist.npz")) or set FIRSTNET_DATA=PATH (mnist.npz, IDX, PNG or CSV)')
-    # Someone who already set FIRSTNET_OFFLINE needs no word on it; anyone else may want to skip the check.
-    return hint if offline_by_choice else f"{hint}; FIRSTNET_OFFLINE=1 skips the network check"
 
 
 OWN_TEST_SET = "the run's own test set"

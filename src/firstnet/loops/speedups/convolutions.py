@@ -9,6 +9,7 @@ the convolution's own, only grouped as a matrix library groups them. Only the pl
 no dilation, one group, channels last, the layout Keras uses on JAX); any other convolution stays as traced.
 """
 
+from firstnet.loops.speedups import retrace
 # Keras on JAX lays out a channels-last Conv2D as images NHWC, kernel HWIO, output NHWC; as dimension numbers
 # (batch, feature, spatial...) that is (0, 3, 1, 2) for the images and the output, (3, 2, 0, 1) for the kernel.
 CHANNELS_LAST = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
@@ -82,6 +83,4 @@ def as_products(model, function):
     above; `function` itself for a model without convolutions."""
     if not has_convolutions(model):
         return function
-    from firstnet.loops.speedups import retrace
-
     return retrace.replaced(function, convolutions_rule, pooling_rule)
