@@ -218,7 +218,7 @@ def render(results):
         f"(median {load['median']:.2f}); other work on this machine slows every variant alike, since runs alternate.",
         f"- `firstnet --help`: {spread(results.get('help_seconds') or [], 3)} s over {len(results.get('help_seconds') or [])} runs",
     ]
-    for name, variant in results["variants"].items():
+    for variant in results["variants"].values():
         versions = ", ".join(f"{key} {value}" for key, value in sorted(variant.get("versions", {}).items()))
         lines.append(f"- {variant['label']}: `{variant['command']}`; {versions}")
     lines += ["", f"Raw numbers: `{results['json_name']}`.", ""]

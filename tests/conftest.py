@@ -22,15 +22,29 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 BACKEND = os.environ["KERAS_BACKEND"]
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "backend(*names): the test is about those Keras backends' own code (the "
-                                       "compiled JAX loop, say); on any other backend it is skipped, with the reason")
-    config.addinivalue_line("markers", "slow: takes minutes (training or drawing many pictures); -m 'not slow' skips it")
+# The test modules that cannot differ between Keras backends, each with its reason. Every other module builds,
+# trains, scores, saves or loads a Keras model, the code Keras runs differently on each backend and that changes
+# between versions: its tests get the `keras` marker, and CI runs those (less browser and notebook tests) on PyTorch,
+# TensorFlow and the oldest versions allowed (.ci/run). A new test module is in the `keras` set unless listed here.
+BACKEND_FREE = {
+    "test_benchmark.py": "the benchmark's own tooling and arithmetic; its peer scripts pin their backend",
+    "test_data.py": "reading MNIST's four formats, the cache and the network check: NumPy only",
+    "test_docs.py": "the README's and docs' links",
+    "test_kit.py": "packaging: wheels and an offline install, in a fresh venv of its own",
+    "test_layers.py": "the import contracts",
+    "test_newcomer.py": "the command line's words and tables, read without training",
+    "test_tensors.py": "NumPy views of MNIST",
+    "test_hostile_files.py": "hostile data and picture files, refused by the loaders and Pillow before any model",
+    "test_request_time_limit.py": "the server's time limit, with a stand-in network",
+    "test_server_edges.py": "where the server listens and which files it serves",
+}
 
 
 def pytest_collection_modifyitems(config, items):
     # CI runs the suite once per backend (.ci/run): each test runs everywhere unless it is about one backend.
     for item in items:
+        if item.path.name not in BACKEND_FREE:
+            item.add_marker(pytest.mark.keras)
         marker = item.get_closest_marker("backend")
         if marker is not None and BACKEND not in marker.args:
             item.add_marker(pytest.mark.skip(reason=f"about Keras on {' or '.join(marker.args)}; "

@@ -10,7 +10,8 @@ import web_clients
 from fastapi import testclient
 from PIL import Image
 
-from firstnet import classroom, collection
+from firstnet import classroom
+from firstnet.data import collection
 from firstnet.web import app as web_app, connections, limits, live_routes, roles
 
 ITEM = "0123456789abcdef"

@@ -208,7 +208,7 @@ def explore_rows(output):
 def test_explore_prints_the_tutorials_expressions(capsys, reference):
     assert firstnet("explore") == 0
     rows = explore_rows(capsys.readouterr().out)
-    train_images, train_labels, test_images = reference["x_train"], reference["y_train"], reference["x_test"]
+    train_images, train_labels = reference["x_train"], reference["y_train"]
     assert rows["len(train_labels)"] == str(len(train_labels)) == "60000"
     assert rows["train_images.shape"] == str(train_images.shape) == "(60000, 28, 28)"
     assert rows["train_images[0].shape"] == "(28, 28)"

@@ -10,7 +10,8 @@ import pytest
 import web_clients
 from PIL import Image
 
-from firstnet import collection, data as mnist_data, finetune, images, predict
+from firstnet import data as mnist_data, finetune, images, predict
+from firstnet.data import collection
 from firstnet.data import folders
 from firstnet.web import app as web_app
 

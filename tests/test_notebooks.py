@@ -4,7 +4,10 @@ import pathlib
 import re
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
+
+pytestmark = pytest.mark.notebook
 
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "01_first_neural_network.ipynb"
 

@@ -38,7 +38,7 @@ def forward(images):
 
 
 fit_started = clock.seconds()
-for epoch in range(args.epochs):
+for _epoch in range(args.epochs):
     order = rng.permutation(len(train_images))
     for step, start in enumerate(range(0, len(train_images), args.batch_size)):
         if args.max_steps and step >= args.max_steps:

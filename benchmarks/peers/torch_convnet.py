@@ -48,7 +48,7 @@ optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
 scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
 paused, reached, accuracies = 0.0, None, []
 fit_started = clock.seconds()
-for epoch in range(args.epochs):
+for _epoch in range(args.epochs):
     model.train()
     order = torch.randperm(len(train_images))
     for step, first in enumerate(range(0, len(order), args.batch_size)):

@@ -27,7 +27,7 @@ optimizer = torch.optim.RMSprop(model.parameters(), lr=0.001, alpha=0.9, eps=1e-
 loss_function = nn.CrossEntropyLoss()
 
 fit_started = clock.seconds()
-for epoch in range(args.epochs):
+for _epoch in range(args.epochs):
     order = torch.randperm(len(train_images))
     for step, start in enumerate(range(0, len(train_images), args.batch_size)):
         if args.max_steps and step >= args.max_steps:

@@ -5,7 +5,7 @@ import pathlib
 import keras
 import numpy as np
 
-from firstnet import calibration, explain, nondigits
+from firstnet import calibration, explain, files, nondigits
 
 RULE_FILE = "not_a_digit.npz"
 # The threshold answers this share of MNIST training digits the detector never saw: the goal is 99% of the test
@@ -105,13 +105,11 @@ def fit_rule(model, data, per_kind=FIT_PER_KIND, seed=0):
 
 def save_rule(run_dir, rule):
     """Store the rule beside the run's model as plain arrays (read back without pickle): run/not_a_digit.npz."""
-    from firstnet import runs
-
     path = pathlib.Path(run_dir) / RULE_FILE
     arrays = {f"detector_{name}": value for name, value in rule["detector"].items()}
     arrays.update(temperature=rule["temperature"], threshold=rule["threshold"],
                   **{f"fact_{name}": value for name, value in rule.get("facts", {}).items()})
-    with runs.atomic_path(path) as temporary:
+    with files.atomic_path(path) as temporary:
         np.savez(temporary, **arrays)
     return path
 

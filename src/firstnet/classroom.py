@@ -16,7 +16,8 @@ import threading
 
 import numpy as np
 
-from firstnet import collection as library, files
+from firstnet import files
+from firstnet.data import collection as library
 from firstnet.errors import UserError
 
 OWNERS = ".owners"

@@ -134,7 +134,7 @@ def integrated_gradients(model, prepared, digit=None, steps=STEPS):
     prepared = np.asarray(prepared)
     if prepared.shape != (mnist_data.IMAGE_SIZE, mnist_data.IMAGE_SIZE):
         raise ValueError(f"expected one prepared 28x28 picture, got an array of shape {prepared.shape}; "
-                         "prepare a drawing with predict.prepare_image first")
+                         "prepare a drawing with images.prepare_image first")
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     picture = model_inputs(model, prepared)

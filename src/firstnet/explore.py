@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from firstnet import plots
 from firstnet.errors import UserError
 
 
@@ -64,8 +65,6 @@ def show(data, index, split="train", grid=(1, 1), out=None):
     With `out` (a .png path) the picture is saved there; otherwise it is drawn as text for a terminal. Returns
     what to print. `grid` is (rows, columns) for several pictures at once.
     """
-    from firstnet import plots
-
     names = class_names(data)
     images, labels = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
     rows, columns = grid

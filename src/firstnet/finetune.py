@@ -18,7 +18,8 @@ import secrets
 
 import numpy as np
 
-from firstnet import collection, data, evaluate, loops, model as firstnet_model, runs, train
+from firstnet import data, evaluate, loops, model as firstnet_model, runs, train
+from firstnet.data import collection
 from firstnet.choices import HELD_OUT_FRACTION
 from firstnet.errors import UserError
 from firstnet.loops import events

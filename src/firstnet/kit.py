@@ -18,6 +18,10 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
+
+from firstnet import files
+from firstnet.data import load_dataset
 from firstnet.errors import UserError
 
 INSTALL_SH = r"""#!/bin/sh
@@ -80,8 +84,6 @@ def project_folder():
 
 def find_full_mnist():
     """The full MNIST where firstnet finds it ($FIRSTNET_DATA, keras's cache, or a download), as an Dataset."""
-    from firstnet.data import load_dataset
-
     notes = []
     dataset = load_dataset(announce=notes.append)
     if not dataset.is_full:
@@ -104,10 +106,6 @@ def make_kit(folder, *, dependencies=True, announce=print):
 
     `dependencies=False` builds firstnet's own wheel only (no download): for a quick check, and the tests.
     """
-    import numpy as np
-
-    from firstnet import files
-
     folder = pathlib.Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise UserError(f"{folder}: already exists and is not empty; name a new folder for the kit")

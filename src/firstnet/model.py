@@ -6,7 +6,7 @@ import pathlib
 import keras
 from keras import layers
 
-from firstnet.choices import MODELS, OPTIMIZERS, SCHEDULES
+from firstnet.choices import OPTIMIZERS, SCHEDULES
 from firstnet.errors import UserError
 
 

@@ -5,6 +5,8 @@ import pathlib
 
 import numpy as np
 
+from firstnet import files
+from firstnet.images import prepare_image
 from firstnet.errors import UserError
 
 CANVAS = 340  # The page's drawing pad is 340x340 pixels (web/static/index.html),
@@ -168,13 +170,11 @@ def prepared(kind, count, seed=0):
     The few that `prepare_image` refuses (it finds no ink in them) are drawn again, so that every one is a picture
     the network would be asked about.
     """
-    from firstnet import predict
-
     made, attempt = [], 0
     while len(made) < count:
         for image in drawings(kind, count - len(made), seed=seed * 1000 + attempt):
             try:
-                made.append(predict.prepare_image(image))
+                made.append(prepare_image(image))
             except UserError:
                 continue
         attempt += 1
@@ -190,8 +190,6 @@ def page_digits(images, count=None):
     """
     from PIL import Image, ImageFilter
 
-    from firstnet import predict
-
     images = np.asarray(images)[:count]
     made = []
     for image in images:
@@ -199,7 +197,7 @@ def page_digits(images, count=None):
         big = big.filter(ImageFilter.GaussianBlur(3)).point(lambda level: 255 if level > 100 else 0)
         pad = Image.new("L", (CANVAS, CANVAS), 0)
         pad.paste(big, (30, 30))
-        made.append(predict.prepare_image(pad))
+        made.append(prepare_image(pad))
     return np.stack(made)
 
 
@@ -222,10 +220,8 @@ def cached_page_digits(images):
 
 
 def _through_cache(name, count, make):
-    from firstnet import runs
-
-    folder = runs.cache_folder("nondigits")
-    usable = folder is not None and runs.private_writable_folder(folder)
+    folder = files.cache_folder("nondigits")
+    usable = folder is not None and files.private_writable_folder(folder)
     path = folder / f"{name}-v{CACHE_VERSION}.npy" if usable else None
     if path is not None and path.is_file():
         try:
@@ -236,6 +232,6 @@ def _through_cache(name, count, make):
             pass  # A broken cache file is made again below.
     pictures = make()
     if path is not None:
-        with runs.atomic_path(path, sync=False) as temporary:
+        with files.atomic_path(path, sync=False) as temporary:
             np.save(temporary, pictures, allow_pickle=False)
     return pictures

@@ -13,8 +13,10 @@ import time
 import numpy as np
 import threadpoolctl
 
+from firstnet import loops
 from firstnet.data import load_dataset, one_hot, prepare_images
 from firstnet.errors import UserError
+from firstnet.loops import events
 from firstnet.loops.events import REPORT_EVERY
 
 # Keras 3's defaults, read from keras/src/optimizers/rmsprop.py and keras.backend.epsilon().
@@ -174,8 +176,6 @@ def fit(params, rmsprop_state, images, targets, epochs, batch_size, rng, learnin
     The digits held out for validation are those Keras's validation_split holds out (`loops.split_validation`).
     Ctrl-C stops training between batches and keeps the weights as they are, like `model.fit` does.
     """
-    from firstnet import loops
-
     emit = emit or (lambda kind, **fields: None)
     (train_images, train_targets), validation = loops.split_validation(images, targets, validation_split)
     steps = -(-len(train_images) // batch_size)
@@ -208,7 +208,7 @@ def to_keras_model(params, rmsprop_state=None, learning_rate=LEARNING_RATE):
 
     The optimizer's state goes in too, as in a model saved after `fit`, so Keras could carry on training it.
     """
-    from firstnet import model as firstnet_model
+    from firstnet import model as firstnet_model  # Keras only where the result is packaged, as in `train` below.
 
     model = firstnet_model.build_model(hidden_units=len(params["hidden_bias"]), input_size=len(params["hidden_kernel"]),
                                        num_classes=len(params["digits_bias"]))
@@ -231,8 +231,7 @@ def train(config=None, data=None, watchers=()):
     `config` is a `firstnet.train.TrainConfig`; only optimizer "rmsprop" (the tutorial's) is written from scratch.
     """
     # Keras is imported only here, to package the result as `train` does; the learning below is NumPy alone.
-    from firstnet import evaluate as firstnet_evaluate, loops, runs, train as keras_train
-    from firstnet.loops import events
+    from firstnet import evaluate as firstnet_evaluate, runs, train as keras_train
 
     config = config or keras_train.TrainConfig()
     if config.optimizer != "rmsprop":

@@ -1,12 +1,17 @@
 """A shift in the data, measured: how a trained run reads other writers' digits (the class's own) beside MNIST's test digits.
 
 The tutorial warns that biased inputs mean biased outputs. A network trained on MNIST's writers is scored here on
-other writers' digits (a class collection, collection.py): the accuracy, each digit's, and the worst mistakes.
+other writers' digits (a class collection, data/collection.py): the accuracy, each digit's, and the worst mistakes.
 A class has few pictures of each digit, so every accuracy comes with a Wilson 95% confidence interval, and a
 caution where the pictures are too few for the number to mean much.
 """
 
 import math
+
+import numpy as np
+
+from firstnet import plots
+from firstnet.look import mistakes
 
 # Below this many pictures the interval is wider than about +-15 points: the score is said with a caution.
 FEW = 30
@@ -30,10 +35,6 @@ def wilson(correct, total, z=Z_95):
 
 def score_report(probabilities, labels, run_metrics=None, ids=None, worst=12):
     """A dict: our accuracy with its interval, MNIST's test accuracy from the run's metrics, per digit, worst mistakes."""
-    import numpy as np
-
-    from firstnet.look import mistakes
-
     probabilities, labels = np.asarray(probabilities), np.asarray(labels, dtype=np.int64)
     predicted = probabilities.argmax(axis=1)
     right = predicted == labels
@@ -89,8 +90,6 @@ def seen_note(run_metrics, folder):
 
 def mistakes_figure(images, report, columns=6):
     """The worst mistakes among our digits, as look/mistakes.py draws MNIST's, titled for our digits."""
-    from firstnet import plots
-
     chosen = report["worst"]
     titles = [f"true {m['true']}, said {m['predicted']}\n(p={m['probability']:.2f})" for m in chosen]
     rows = max(1, -(-len(chosen) // columns))

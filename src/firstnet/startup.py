@@ -118,7 +118,7 @@ def enable_compilation_cache():
 class FigureHelper:
     """A helper process that draws the run's two figures (curves.png, confusion.png) while this one trains.
 
-    Importing matplotlib and drawing take about a second of one core. On a 2-core laptop one core is idle while
+    Importing matplotlib and drawing keep a core busy for a while. On a laptop with few cores one is idle while
     Keras imports and while the test digits are scored, so the helper imports matplotlib at once and draws each
     figure as soon as its numbers are known. It runs in its own session, so a Ctrl-C that stops training early
     does not stop it. If anything goes wrong with it, `save_run` draws the figures itself, as before.

@@ -257,8 +257,6 @@ def save_gif(clip, path, scale=3, milliseconds_per_frame=150):
 
 def figure_folder(out_dir):
     """Create the folder for the figures, or say in one line why it cannot be one (the CLI checks this first)."""
-    from firstnet.errors import UserError
-
     out_dir = pathlib.Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: is a file; give a folder for the figures (it is created if missing)")

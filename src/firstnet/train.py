@@ -6,7 +6,7 @@ import secrets
 
 import keras
 
-from firstnet import checkpoints, distribute, evaluate, loops, model as firstnet_model, runs, versions
+from firstnet import checkpoints, choices, distribute, evaluate, loops, model as firstnet_model, runs, versions
 from firstnet.data import load_dataset
 from firstnet.errors import UserError
 from firstnet.loops import events
@@ -51,15 +51,15 @@ class TrainConfig:
             raise UserError(f"validation_split must be at least 0 and below 1, like 0.1; got {self.validation_split}")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise UserError(f"learning_rate must be positive, got {self.learning_rate}")
-        if self.optimizer not in firstnet_model.OPTIMIZERS:
-            raise UserError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(firstnet_model.OPTIMIZERS)}")
-        if self.learning_rate_schedule not in firstnet_model.SCHEDULES:
+        if self.optimizer not in choices.OPTIMIZERS:
+            raise UserError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(choices.OPTIMIZERS)}")
+        if self.learning_rate_schedule not in choices.SCHEDULES:
             raise UserError(f"unknown learning rate schedule {self.learning_rate_schedule!r}; choose one of "
-                            f"{', '.join(firstnet_model.SCHEDULES)}")
-        if self.model not in firstnet_model.MODELS:
-            raise UserError(f"unknown model {self.model!r}; choose one of {', '.join(firstnet_model.MODELS)}")
-        if self.loop not in (None, *loops.LOOPS):
-            raise UserError(f"unknown loop {self.loop!r}; choose one of {', '.join(loops.LOOPS)}")
+                            f"{', '.join(choices.SCHEDULES)}")
+        if self.model not in choices.MODELS:
+            raise UserError(f"unknown model {self.model!r}; choose one of {', '.join(choices.MODELS)}")
+        if self.loop not in (None, *choices.LOOPS):
+            raise UserError(f"unknown loop {self.loop!r}; choose one of {', '.join(choices.LOOPS)}")
 
 
 # `firstnet train --fast`: not the tutorial's recipe but a shorter one to the same accuracy. Two epochs instead of

@@ -1,7 +1,7 @@
 """A class at once on the real `firstnet serve`: phones drawing and adding, viewers following a run, half-open sockets.
 
 Everything runs on 127.0.0.1 and every loop is bounded in count and time. FIRSTNET_LOAD_SECONDS sets how long the
-students draw (default 10 s in CI; RELIABILITY.md has a longer run's numbers, with `-s` to print the line).
+students draw (default 10 s in CI; docs/reliability.md has a longer run's numbers, with `-s` to print the line).
 """
 
 import concurrent.futures
@@ -180,7 +180,8 @@ def test_a_class_draws_and_adds_while_viewers_follow_and_half_open_sockets_wait(
 
 
 def test_the_cap_holds_under_concurrent_adds(tmp_path, mnist):
-    from firstnet import classroom, collection
+    from firstnet import classroom
+    from firstnet.data import collection
 
     room = classroom.Classroom(collection.Collection(tmp_path / "class", max_items=20))
 

@@ -3,7 +3,7 @@
 Whatever moment the process dies at, a run folder either looks unfinished (no metrics.json, or an interrupted
 one) and resumes to the uninterrupted run's exact numbers, or looks finished and loads; no model.keras is ever
 half-written, and an earlier run is never touched. FIRSTNET_RELIABILITY_KILLS sets how many moments are tried
-(default 6; RELIABILITY.md has a longer run's numbers).
+(default 6; docs/reliability.md has a longer run's numbers).
 """
 
 import errno

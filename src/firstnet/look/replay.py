@@ -9,7 +9,10 @@ import textwrap
 
 import numpy as np
 
-from firstnet import plots
+from firstnet import loops, model as firstnet_model, plots, scratch, train
+from firstnet.data import one_hot, prepare_images
+from firstnet.look.representation import hidden_weights
+from firstnet.loops import events
 
 # The pixel in the middle of the image: its weights move in every step, because almost every digit has ink there.
 TRACKED_PIXEL = 14 * 28 + 14
@@ -90,9 +93,6 @@ def _replay_keras(metrics, data, seed, loop, record):
     """Epoch 1 of a `firstnet train` run again, as the lesson runs it; returns the initial kernels."""
     import keras
 
-    from firstnet import loops, model as firstnet_model, train
-    from firstnet.look.representation import hidden_weights
-
     config = train.TrainConfig(epochs=int(metrics.get("epochs", 1)), batch_size=int(metrics.get("batch_size", 128)),
                                hidden_units=int(metrics.get("hidden_units", 512)),
                                validation_split=float(metrics.get("validation_split") or 0.0), loop=loop, verbose=0)
@@ -112,10 +112,6 @@ def _replay_keras(metrics, data, seed, loop, record):
 
 def _replay_scratch(metrics, data, seed, record):
     """Epoch 1 of a `firstnet scratch` run again with the NumPy twin, from the same seed; returns the initial kernels."""
-    from firstnet import scratch
-    from firstnet.data import one_hot, prepare_images
-    from firstnet.loops import events
-
     rng = np.random.default_rng(seed)
     params = scratch.init_params(rng, hidden_units=int(metrics.get("hidden_units", 512)))
     initial = params["hidden_kernel"].copy(), params["digits_kernel"].copy()

@@ -12,7 +12,7 @@ import time
 
 from firstnet.choices import LOOPS
 from firstnet.errors import UserError
-from firstnet.loops import events
+from firstnet.loops import compiled, events
 # How metrics.json describes each loop (the NumPy twin, firstnet scratch, records its own).
 DESCRIPTIONS = {"compiled": "compiled epochs (model.stateless_call)", "fit": "model.fit",
                 "scratch": "NumPy, one batch at a time (firstnet.scratch)"}
@@ -55,8 +55,6 @@ def fit(model, data, config, seed, watchers=(), report_every=events.REPORT_EVERY
     facts = {}
     try:
         if loop == "compiled":
-            from firstnet.loops import compiled
-
             try:
                 facts = compiled.fit(model, data, config, seed, emit, report_every, resume=resume, devices=devices)
             except compiled.Unavailable as error:
@@ -64,6 +62,8 @@ def fit(model, data, config, seed, watchers=(), report_every=events.REPORT_EVERY
                 fallbacks.append(reason)
                 emit("note", text=f"firstnet: {reason}; training with Keras's model.fit instead")
         if loop == "fit":
+            # Here, not at the top: keras_fit imports Keras, and the command line imports this package before
+            # Keras loads, to hide Keras's optional packages first (loops/speedups/lean_import.py).
             from firstnet.loops import keras_fit
 
             facts = keras_fit.fit(model, data, config, seed, emit, report_every, resume=resume, devices=devices)
@@ -87,8 +87,6 @@ def choose_loop(model, asked=None):
         raise UserError(f"--loop {asked}: unknown; choose one of {', '.join(LOOPS)}")
     if asked == "fit":
         return "fit", []
-    from firstnet.loops import compiled
-
     reason = compiled.unsupported(model)
     if reason is None:
         return "compiled", []

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from firstnet import distribute, loops
 from firstnet.errors import first_line
 from firstnet.loops import events, speedups
 
@@ -60,8 +61,6 @@ def fit(model, data, config, seed, emit, report_every=events.REPORT_EVERY, shuff
     Returns facts about the loop: compile_seconds, first_layer_columns, speedups and fallbacks.
     """
     import jax
-
-    from firstnet import distribute, loops
 
     (train_images, train_labels), validation = loops.split_validation(data.x_train, data.y_train,
                                                                       config.validation_split)

@@ -17,7 +17,8 @@ import pydantic
 from fastapi import responses, staticfiles
 from starlette import concurrency
 
-from firstnet import __version__, classroom, collection as class_collection, runs
+from firstnet import __version__, classroom, runs
+from firstnet.data import collection as class_collection
 from firstnet.errors import UserError
 from firstnet.web import (collection as web_collection, knobs as web_knobs, limits, live, live_routes,
                           network as web_network, roles)

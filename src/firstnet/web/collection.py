@@ -1,6 +1,6 @@
 """The page's class collection API: add a labelled drawing, your own pictures, review, export and import, score, fine-tune.
 
-The library is `firstnet.collection` (the pictures) and `firstnet.classroom` (who added which, the review queue);
+The library is `firstnet.data.collection` (the pictures) and `firstnet.classroom` (who added which, the review queue);
 these routes only read requests and turn their one-line errors into statuses: 422 for a bad label or a picture that
 is not a digit, 409 for a full collection or a picture already labelled otherwise, 404 for an unknown id, 429 for
 too many at once, 503 while there is no model to score or fine-tune. Who may call each route: web/roles.py.
@@ -19,7 +19,8 @@ import pydantic
 from fastapi import responses
 from starlette import background, concurrency
 
-from firstnet import classroom, collection as library, runs
+from firstnet import classroom, runs
+from firstnet.data import collection as library
 from firstnet.errors import UserError
 from firstnet.web import network as web_network, roles
 

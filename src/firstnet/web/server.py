@@ -114,7 +114,7 @@ def serve(model=None, host="127.0.0.1", port=8000, runs_root=runs.DEFAULT_RUNS_R
     else:
         log(f"no trained model in {runs_root}/ yet: the page offers to train one, or run `firstnet train` "
             "and then `firstnet serve` again (or `firstnet serve --train`)")
-    from firstnet import collection as class_collection
+    from firstnet.data import collection as class_collection
 
     log(f"class collection: {collection or class_collection.default_folder(runs_root)} (pictures labelled on the page)")
     if review_first:

@@ -10,6 +10,8 @@ and so how a matrix library groups the other terms, as with any other library.
 
 import numpy as np
 
+from firstnet.loops.speedups import retrace
+
 # Widths are rounded up to a multiple of this, so that most epochs of a run fit the first epoch's program.
 WIDTH_STEP = 32
 
@@ -70,8 +72,6 @@ def products_on_columns(function, *other_rules, images_position=2):
     (see batch_columns) and `selected`, the images' values at those columns. `columns_rule` says what changes;
     `other_rules` (see retrace.replaced) are tried after it, in the same single pass over the traced step.
     """
-    from firstnet.loops.speedups import retrace
-
     def on_columns(*arguments):
         *arguments, columns, positions, selected = arguments
         rule = columns_rule(arguments[images_position], columns, positions, selected)

@@ -1,14 +1,15 @@
 """Convolutions as one matrix product each: the compiled loop's way round XLA's slow CPU convolutions.
 
 On a CPU, XLA computes a Keras `Conv2D` (`jax.lax.conv_general_dilated`) and above all its two gradients far
-more slowly than a matrix product of the same size: a training step of the convnet took 20 times longer than
-the same sums written as products. So, before the step is differentiated, each convolution of the traced step
+more slowly than a matrix product of the same size (benchmarks/CONVNET.md measures the convnet's step both
+ways). So, before the step is differentiated, each convolution of the traced step
 is computed as what it is: the input's patches (one shifted slice per kernel position, side by side) times the
 kernel laid out as a matrix. JAX then differentiates slices, pads and products, which XLA does fast. The sums are
 the convolution's own, only grouped as a matrix library groups them. Only the plain case is rewritten (stride 1,
 no dilation, one group, channels last, the layout Keras uses on JAX); any other convolution stays as traced.
 """
 
+from firstnet.loops.speedups import retrace
 # Keras on JAX lays out a channels-last Conv2D as images NHWC, kernel HWIO, output NHWC; as dimension numbers
 # (batch, feature, spatial...) that is (0, 3, 1, 2) for the images and the output, (3, 2, 0, 1) for the kernel.
 CHANNELS_LAST = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
@@ -82,6 +83,4 @@ def as_products(model, function):
     above; `function` itself for a model without convolutions."""
     if not has_convolutions(model):
         return function
-    from firstnet.loops.speedups import retrace
-
     return retrace.replaced(function, convolutions_rule, pooling_rule)

@@ -12,8 +12,8 @@ import time
 from firstnet.errors import first_line
 
 # `firstnet train` never uses Keras's scikit-learn wrappers, pandas inputs, notebook display or plotting helpers,
-# so hiding those optional packages while Keras imports saves a good part of Keras's import time (benchmarks/RESULTS.md measures it), and the
-# run's figures are drawn by a helper process on the core that is idle meanwhile (see `FigureHelper`). A library
+# so hiding those optional packages while Keras imports saves a good part of its import time (benchmarks/RESULTS.md
+# measures it), and the run's figures are drawn by a helper process meanwhile (`startup.FigureHelper`). A library
 # user (a notebook, the tests) keeps the full Keras, because there the same Python session may go on to use them.
 OPTIONAL_PACKAGES_KERAS_NEEDS_NOT = ("sklearn", "pandas", "IPython", "matplotlib")
 

@@ -26,6 +26,7 @@ from firstnet import files
 from firstnet.errors import UserError
 from firstnet.files import DEFAULT_RUNS_ROOT
 from firstnet.images import IMAGE_SUFFIXES, open_image, prepare_file, prepare_image, to_grey
+from firstnet.data.arrays import Dataset
 
 MARKER = ".firstnet-collection"
 ORIGINALS = ".originals"
@@ -420,8 +421,6 @@ def load_collection(root, for_scoring=False):
 
     For scoring every picture is the test set; for training the same seeded fifth of each digit is held out.
     """
-    from firstnet.data.arrays import Dataset
-
     images, labels, _ = read_pictures(root)
     train, held = (np.arange(len(labels)), np.arange(len(labels))) if for_scoring else held_out_split(labels)
     return Dataset(images[train], labels[train], images[held], labels[held],
