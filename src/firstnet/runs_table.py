@@ -56,8 +56,13 @@ def data_label(metrics):
 
 # The settings a run's table can show, each as (header, how to read it from metrics.json), shown only when the
 # listed runs differ in it: a column that says the same thing on every row is noise.
+def hidden(metrics):
+    """The dense network's hidden units; "-" for the convnet, whose hidden layer is its own (128 units)."""
+    return "-" if metrics.get("model") == "convnet" else str(metrics.get("hidden_units") or "?")
+
+
 SETTINGS = (
-    ("hidden", lambda metrics: str(metrics.get("hidden_units", "?")), ">"),
+    ("hidden", hidden, ">"),
     ("optimizer", lambda metrics: str(metrics.get("optimizer", "?")), "<"),
     ("lr", learning_rate, "<"),
     ("val", lambda metrics: f"{metrics.get('validation_split', 0):g}", ">"),
@@ -72,8 +77,13 @@ def recipe(metrics):
     if metrics.get("finetune"):
         return f"fine-tuned on {data_label(metrics)}"
     tutorial = {"hidden": "512", "optimizer": "rmsprop", "lr": "0.001", "val": "0", "batch": "128"}
+    if metrics.get("model") == "convnet":  # The next lesson's recipe (train.CONVNET) is the convnet's own.
+        tutorial = {"hidden": "-", "optimizer": "adam", "lr": "0.004 cosine", "val": "0", "batch": "128"}
     values = {header: read(metrics) for header, read, _ in SETTINGS if header != "loop"}
     changed = [f"{header} {value}" for header, value in values.items() if tutorial[header] != value]
+    if metrics.get("model") == "convnet":
+        return "the convnet's recipe" if not changed and metrics.get("epochs") == 3 else ", ".join(
+            [f"convnet, {metrics.get('epochs', '?')} epochs"] + changed)
     if not changed and metrics.get("epochs") == 5:
         return "the tutorial's recipe"
     if changed == ["lr 0.004 cosine"] and metrics.get("epochs") == 2:
@@ -95,6 +105,7 @@ def runs_table(found, root, width=WIDTH):
         lines.append(f"runs in {root}/:")
         names = [pathlib.Path(name).name for name in names]
     core = [("run", names, "<"),
+            ("model", [str(metrics.get("model", "dense"))[:8] for _, metrics in found], "<"),
             ("test_acc", [_accuracy(metrics) for _, metrics in found], ">"),
             ("epochs", [str(metrics.get("epochs_completed", metrics.get("epochs", "?"))) for _, metrics in found], ">"),
             ("seconds", [f"{metrics.get('total_seconds', 0):.1f}" for _, metrics in found], ">")]

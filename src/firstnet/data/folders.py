@@ -18,8 +18,10 @@ import warnings
 
 import numpy as np
 
+from firstnet.files import files_inside, links_note
+from firstnet.names import shown
 from firstnet.errors import UserError, first_line
-from firstnet.images import to_grey
+from firstnet.images import IMAGE_FORMATS, open_image, to_grey
 from firstnet.data.arrays import Dataset
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -29,6 +31,7 @@ MAX_TRAINING_SIDE = 64
 # Larger pictures are skipped: their header says more pixels than a photo has, the mark of a broken file or a
 # decompression bomb.
 MAX_PICTURE_PIXELS = 100_000_000
+MAX_PICTURE_SIDE = 10_000
 HELD_OUT_FRACTION = 5  # One picture in this many of each class, in the one-folder layout.
 HELD_OUT_SEED = 0
 WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{n}" for n in range(1, 10)), *(f"lpt{n}" for n in range(1, 10))}
@@ -92,12 +95,10 @@ def preparation_of(shape):
 
 
 def shape_of(preparation):
-    """The picture shape that `preparation_of` wrote, or None for MNIST's own preparation."""
-    if not preparation or not preparation.startswith("resized to "):
-        return None
-    size, _, kind = preparation[len("resized to "):].partition(", ")
-    width, height = (int(side) for side in size.split("x"))
-    return (height, width, 3) if kind == "colour" else (height, width)
+    """The picture shape that `preparation_of` wrote, or None for MNIST's own preparation (checked: run_files.py)."""
+    from firstnet import run_files
+
+    return run_files.parse_preparation(preparation) if preparation and preparation != "mnist" else None
 
 
 def prepare_picture(image, shape):
@@ -127,14 +128,20 @@ def _opaque(image):
     return image
 
 
-def _class_folders(root):
-    return sorted((entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith(".")),
-                  key=lambda entry: entry.name) if root.is_dir() else []
+def _class_folders(root, notes=None):
+    """The class folders under `root`; a link is never a class (it may lead anywhere), and is named in `notes`."""
+    if not root.is_dir():
+        return []
+    entries = [entry for entry in root.iterdir() if not entry.name.startswith(".")]
+    links = [entry for entry in entries if entry.is_symlink() and entry.is_dir()]
+    if links and notes is not None:
+        notes.append(links_note(sorted(links)))
+    return sorted((entry for entry in entries if entry.is_dir() and not entry.is_symlink()), key=lambda entry: entry.name)
 
 
 def _listed(root, notes, allow_missing_of=None):
     """The class names under `root` and (file, label) for each picture, with notes on files that are not pictures."""
-    folders = _class_folders(root)
+    folders = _class_folders(root, notes)
     if not folders:
         raise UserError(f"{root}: no class folders; put each class's pictures in a folder named after it, like "
                         f"{root}/cat/1.jpg and {root}/dog/1.jpg")
@@ -142,21 +149,25 @@ def _listed(root, notes, allow_missing_of=None):
     _check_names(names, root, notes)
     if allow_missing_of is None and len(names) < 2:
         raise UserError(f"{root}: only one class ({names[0]!r}); a classifier needs at least two classes to tell apart")
-    files, not_pictures = [], []
+    listed, not_pictures, links = [], [], []
     for label, folder in enumerate(folders):
-        found = sorted(file for file in folder.rglob("*") if file.is_file() and not file.name.startswith("."))
+        found, linked = files_inside(folder, recursive=True)
+        found = sorted(file for file in found if not file.name.startswith("."))
+        links += linked
         pictures = [file for file in found if file.suffix.lower() in PICTURE_SUFFIXES]
         not_pictures += [file for file in found if file.suffix.lower() not in PICTURE_SUFFIXES]
         if not pictures:
             raise UserError(f"{folder}: no pictures (PNG, JPEG or BMP) in this class folder; add some, or remove it")
-        files += [(file, label) for file in pictures]
+        listed += [(file, label) for file in pictures]
+    if links:
+        notes.append(links_note(links))
     if not_pictures:
         notes.append(f"skipped {_listing(not_pictures)}: not PNG, JPEG or BMP")
     if allow_missing_of is not None:
         missing = sorted(set(allow_missing_of) - set(names))
         if missing:
             notes.append(f"{root} has no pictures of {', '.join(map(repr, missing))}; its test score leaves them out")
-    return names, files
+    return names, listed
 
 
 def _class_name(folder):
@@ -220,7 +231,8 @@ def _read_all(files, notes):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                with Image.open(file) as image:
+                # Only the formats firstnet reads (images.IMAGE_FORMATS), the same list as predict and the page.
+                with Image.open(file, formats=IMAGE_FORMATS) as image:
                     size, mode = image.size, image.mode
             if size[0] * size[1] > MAX_PICTURE_PIXELS:
                 broken.append((file, f"{size[0]}x{size[1]} pixels, too large"))
@@ -240,7 +252,8 @@ def _read_all(files, notes):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                with Image.open(file) as image:
+                # images.open_image: the format list, the size limits, no links, and NaN refused (to_grey).
+                with open_image(file, max_side=MAX_PICTURE_SIDE) as image:
                     pictures[file] = prepare_picture(image, grey_shape + (() if mode in GREY_MODES else (3,)))
         except Exception as error:
             broken.append((file, first_line(error)))
@@ -281,6 +294,6 @@ def _check_classes_left(labels, class_names, root):
 
 
 def _listing(files):
-    names = [str(file) for file in files[:SHOWN]]
+    names = [shown(file) for file in files[:SHOWN]]
     more = f" and {len(files) - SHOWN} more" if len(files) > SHOWN else ""
     return f"{len(files)} file{'s' if len(files) != 1 else ''} ({', '.join(names)}{more})"

@@ -48,6 +48,9 @@ class Network:
             "class_names": self.class_names,
             "data_source": self.metrics.get("data_source"),
             "finished_at": self.metrics.get("finished_at"),
+            # A run that did not learn (train.learning_verdict) says so on the page as on the terminal.
+            "learned": self.metrics.get("learned"),
+            "why": self.metrics.get("why"),
         }
 
     def probabilities(self, prepared):
