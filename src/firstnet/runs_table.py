@@ -65,7 +65,7 @@ SETTINGS = (
     ("hidden", hidden, ">"),
     ("optimizer", lambda metrics: str(metrics.get("optimizer", "?")), "<"),
     ("lr", learning_rate, "<"),
-    ("val", lambda metrics: f"{metrics.get('validation_split', 0):g}", ">"),
+    ("val", lambda metrics: f"{metrics.get('validation_split') or 0:g}", ">"),
     ("batch", lambda metrics: str(metrics.get("batch_size", "?")), ">"),
     ("loop", loop, "<"),
 )
@@ -74,6 +74,8 @@ SETTINGS = (
 def recipe(metrics):
     """The tutorial's recipe, `train --fast`'s, the settings that differ from the tutorial's, or the run a
     fine-tuned run started from."""
+    if metrics.get("experiment"):  # A notebook's experiment, never the default model: said so wherever it is named.
+        return "an experiment, " + recipe({**metrics, "experiment": False})
     if metrics.get("finetune"):
         return f"fine-tuned on {data_label(metrics)}"
     tutorial = {"hidden": "512", "optimizer": "rmsprop", "lr": "0.001", "val": "0", "batch": "128"}
@@ -108,7 +110,7 @@ def runs_table(found, root, width=WIDTH):
             ("model", [str(metrics.get("model", "dense"))[:8] for _, metrics in found], "<"),
             ("test_acc", [_accuracy(metrics) for _, metrics in found], ">"),
             ("epochs", [str(metrics.get("epochs_completed", metrics.get("epochs", "?"))) for _, metrics in found], ">"),
-            ("seconds", [f"{metrics.get('total_seconds', 0):.1f}" for _, metrics in found], ">")]
+            ("seconds", [f"{metrics.get('total_seconds') or 0:.1f}" for _, metrics in found], ">")]
     differing, same = [], []
     for header, read, align in SETTINGS + (("data", data_label, "<"),):
         values = [read(metrics) for _, metrics in found]

@@ -42,6 +42,8 @@ class TrainConfig:
     devices: str | int | None = None
     runs_root: str = runs.DEFAULT_RUNS_ROOT
     verbose: int = 1
+    # A notebook's quick experiment: saved and listed, but never "the newest run" that predict and serve use.
+    experiment: bool = False
 
     def check(self):
         """Raise UserError (a ValueError) with a helpful message for settings that cannot work."""
@@ -149,7 +151,11 @@ def describe(config, data, seed):
                else f"the convnet (2 x Conv2D, batch norm, max pooling; Dense({data.num_classes}, softmax))")
     pictures = "digits" if data.dataset == "mnist" else f"pictures of {data.num_classes} classes"
     epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
-    return (f"Training {network} on {len(data.x_train)} {pictures} ({data.source}): {epochs}, "
+    # What it trains on after --validation-split: 54000 of MNIST's 60000 with 0.1, the rest held out to watch.
+    trained_on = loops.training_count(len(data.x_train), config.validation_split)
+    held = len(data.x_train) - trained_on
+    count = f"{trained_on} {pictures}" + (f" ({held} more held out to validate)" if held else "")
+    return (f"Training {network} on {count} ({data.source}): {epochs}, "
             f"batch {config.batch_size}, {optimizer}, seed {seed}")
 
 
@@ -196,6 +202,7 @@ def run_metrics(config, seed, data, fitted, scores, *, model=None, backend=None,
         # Whether the run learned (`learning_verdict`), said by `train` and shown on the page.
         "learned": learned,
         "why": why,
+        "experiment": bool(getattr(config, "experiment", False)),
         "test_accuracy": scores["test_accuracy"],
         "test_loss": scores["test_loss"],
         "train_accuracy": history["accuracy"][-1] if history.get("accuracy") else None,

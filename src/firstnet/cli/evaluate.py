@@ -31,7 +31,9 @@ def run(args):
     scores = evaluate.evaluate_model(model, dataset.x_test, dataset.y_test)
     print(f"model: {model_path}")
     pictures = "digits" if dataset.dataset == "mnist" else "pictures"
-    print(f"data: {dataset.source} ({len(dataset.x_test)} test {pictures}, {which})")
+    # A collection's source already counts its pictures ("... (71 pictures)"): the count is said once.
+    counted = f"({len(dataset.x_test)} pictures)" in dataset.source
+    print(f"data: {dataset.source} ({'' if counted else f'{len(dataset.x_test)} test {pictures}, '}{which})")
     common.print_scores(scores["test_accuracy"], scores["test_loss"])
     note = evaluate.seen_in_training_note(run_metrics, dataset)
     if note:
