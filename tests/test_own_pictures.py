@@ -125,3 +125,14 @@ def test_compiled_loop_matches_model_fit_on_colour_and_other_sizes(mnist, shape)
         np.testing.assert_allclose(found, expected, rtol=2e-4, atol=2e-6)
     for key in ("loss", "accuracy"):
         np.testing.assert_allclose(history.history[key], fitted.history[key], rtol=1e-4)
+
+
+def test_evaluate_on_a_collection_says_its_count_once(mnist, mnist_run, tmp_path, capsys):
+    from firstnet import collection
+
+    store = collection.Collection(tmp_path / "ours")
+    for digit, label in zip(mnist.x_test[:30], mnist.y_test[:30]):
+        store.add_prepared(digit, str(label))
+    assert firstnet("evaluate", mnist_run, "--data", tmp_path / "ours", "--out", tmp_path / "m.png") == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("data: "))
+    assert line.count("30") == 1 and "the set you named" in line, line
