@@ -17,7 +17,7 @@ import pathlib
 
 import numpy as np
 
-from firstnet import files, run_files, runs, versions
+from firstnet import files, runs, versions
 from firstnet.errors import UserError, first_line
 
 FILE = "checkpoint.npz"
@@ -147,6 +147,7 @@ def read_meta(run_dir):
 
 def _meta(path):
     """The meta of the checkpoint at `path`, bounded in size and checked against its schema (run_files.py)."""
+    from firstnet import run_files
     try:
         with np.load(path, allow_pickle=False) as archive:
             if not run_files.meta_size_ok(archive):
@@ -166,6 +167,8 @@ def _meta(path):
 
 def read(run_dir):
     """The checkpoint of `run_dir`, or a UserError saying in one line why there is nothing to resume."""
+    from firstnet import run_files
+
     run_dir = pathlib.Path(run_dir)
     if not run_dir.is_dir() or run_dir.is_symlink():
         raise UserError(f"--resume {run_dir}: no such run folder; `firstnet runs` lists the unfinished ones")

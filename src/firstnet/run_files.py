@@ -16,12 +16,11 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from firstnet.choices import LOOPS, MODELS, OPTIMIZERS, SCHEDULES
+from firstnet.choices import LOOPS, MAX_HIDDEN_UNITS, MODELS, OPTIMIZERS, SCHEDULES
 from firstnet.errors import UserError
 
-# Far beyond any run firstnet makes, far below what would exhaust memory: a checkpoint or a flag asking for more
-# is refused before the network is built.
-MAX_HIDDEN_UNITS = 65_536
+# Far beyond any run firstnet makes, far below what would exhaust memory (MAX_HIDDEN_UNITS too, in choices.py):
+# a checkpoint or a flag asking for more is refused before the network is built.
 MAX_EPOCHS = 100_000
 MAX_BATCH_SIZE = 1_000_000
 MAX_CLASSES = 1_000

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from firstnet import files, names, plots, run_files
+from firstnet import files, names, plots
 from firstnet.errors import UserError
 from firstnet.files import DEFAULT_RUNS_ROOT
 
@@ -162,6 +162,8 @@ def save_run(run_dir, model, history, metrics, *, figures=None):
 
 def read_metrics(run_dir):
     """metrics.json of a run, checked (run_files.py): None when there is none, a BadRunFile (one line) when damaged."""
+    from firstnet import run_files  # pydantic: imported when a run is read, not on train's way to its first step.
+
     return run_files.read_metrics(run_dir)
 
 
@@ -213,7 +215,7 @@ def latest_run(root=DEFAULT_RUNS_ROOT):
     finished = [folder for folder, metrics in found if is_finished(metrics)]
     if not finished:
         others = f" ({len(found)} stopped early or marked as experiments: name one)" if found else ""
-        raise UserError(f"no finished run in {root}/{others}; run `firstnet train` first, or pass --model RUN_DIR")
+        raise UserError(f"no trained model in {root}/{others}; run `firstnet train` first, or pass --model RUN_DIR")
     return finished[-1]
 
 

@@ -7,7 +7,8 @@ import secrets
 
 import keras
 
-from firstnet import checkpoints, distribute, evaluate, loops, model as firstnet_model, run_files, runs, versions
+from firstnet import checkpoints, distribute, evaluate, loops, model as firstnet_model, runs, versions
+from firstnet.choices import MAX_HIDDEN_UNITS
 from firstnet.data import load_dataset
 from firstnet.errors import UserError
 from firstnet.loops import events
@@ -50,8 +51,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "hidden_units"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.hidden_units > run_files.MAX_HIDDEN_UNITS:
-            raise UserError(f"hidden_units must be at most {run_files.MAX_HIDDEN_UNITS:,}, got {self.hidden_units:,}")
+        if self.hidden_units > MAX_HIDDEN_UNITS:
+            raise UserError(f"hidden_units must be at most {MAX_HIDDEN_UNITS:,}, got {self.hidden_units:,}")
         if not 0.0 <= self.validation_split < 1.0:
             raise UserError(f"validation_split must be at least 0 and below 1, like 0.1; got {self.validation_split}")
         if self.learning_rate is not None and not self.learning_rate > 0:
