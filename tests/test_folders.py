@@ -55,7 +55,8 @@ def test_class_folders_give_back_the_arrays_they_were_written_from(word_set, mni
         assert got_images.shape == images.shape and got_images.dtype == np.uint8
         for digit in range(10):
             np.testing.assert_array_equal(got_images[got_labels == digit], images[labels == digit])
-    assert loaded.dataset == "folders" and loaded.preparation == "resized to 28x28, grey" and loaded.notes == ()
+    assert loaded.dataset == "folders" and loaded.preparation == "resized to 28x28, grey, paper removed"
+    assert loaded.notes == ()  # MNIST's paper is black already: taking it away changes no pixel.
 
 
 def test_both_models_train_on_the_word_set_and_record_its_names(word_set, tmp_path):
@@ -78,9 +79,10 @@ def test_a_colour_set_of_another_size_stays_colour_and_trains(tmp_path, mnist):
     write_class_folders(tmp_path / "set" / "train", mnist.x_train[:3000], mnist.y_train[:3000], convert=colour)
     write_class_folders(tmp_path / "set" / "test", mnist.x_test[:500], mnist.y_test[:500], convert=colour)
     loaded = mnist_data.load_mnist(str(tmp_path / "set"))
-    assert loaded.x_train.shape == (3000, 36, 36, 3) and loaded.preparation == "resized to 36x36, colour"
+    assert loaded.x_train.shape == (3000, 36, 36, 3) and loaded.preparation == "resized to 36x36, colour, paper removed"
     digit_of = np.array([WORDS.index(name) for name in loaded.class_names])
-    expected = np.stack([colour(image) for image in mnist.x_test[:500]])
+    # Each picture's paper (dark blue) is taken away: black paper, ink the distance from it (data/folders.py).
+    expected = np.stack([folders.without_paper(colour(image)) for image in mnist.x_test[:500]])
     for digit in range(10):
         np.testing.assert_array_equal(loaded.x_test[digit_of[loaded.y_test] == digit],
                                       expected[mnist.y_test[:500] == digit])
@@ -225,5 +227,7 @@ def test_prepare_picture_matches_the_loader(tmp_path, mnist):
     Image.fromarray(colour(mnist.x_test[3])).save(tmp_path / "p.png")
     with Image.open(tmp_path / "p.png") as image:
         np.testing.assert_array_equal(folders.prepare_picture(image, (36, 36, 3)), colour(mnist.x_test[3]))
+        np.testing.assert_array_equal(folders.prepare_picture(image, (36, 36, 3), paper_removed=True),
+                                      folders.without_paper(colour(mnist.x_test[3])))
     assert folders.shape_of(folders.preparation_of((36, 36, 3))) == (36, 36, 3)
     assert folders.shape_of("mnist") is None

@@ -18,7 +18,7 @@ import pathlib
 import numpy as np
 
 from firstnet import files, runs, versions
-from firstnet.errors import UserError
+from firstnet.errors import UserError, first_line
 
 FILE = "checkpoint.npz"
 FORMAT = 1
@@ -104,8 +104,22 @@ class Checkpoint:
             return self.meta[name]
         raise AttributeError(name)
 
+    def check_shapes(self, model):
+        """Refuse, before any training, a checkpoint whose variables do not fit `model` (a UserError naming them)."""
+        for group, variables in (("trainable", model.trainable_variables),
+                                 ("non_trainable", model.non_trainable_variables)):
+            values = self.variables[group]
+            shapes = [tuple(variable.shape) for variable in variables]
+            if [tuple(value.shape) for value in values] != shapes:
+                found = ", ".join(str(tuple(value.shape)) for value in values[:4]) or "none"
+                raise UserError(f"{self.run_dir}: cannot resume: its checkpoint.npz holds {group} weights of shapes "
+                                f"{found}, and the network its recipe builds needs "
+                                f"{', '.join(map(str, shapes[:4]))}; the file was damaged or changed: start a new run "
+                                "with `firstnet train`")
+
     def restore(self, model):
         """Put the checkpoint's variables into `model` and its optimizer (built first), refusing other shapes."""
+        self.check_shapes(model)
         model.optimizer.build(model.trainable_variables)
         groups = {"trainable": model.trainable_variables, "non_trainable": model.non_trainable_variables,
                   "optimizer": model.optimizer.variables}
@@ -124,42 +138,72 @@ def path_of(run_dir):
 
 
 def read_meta(run_dir):
-    """The checkpoint's description alone (no variables), or None when there is none or it cannot be read."""
+    """The checkpoint's description alone (no variables), checked; None when there is none or it cannot be used."""
     try:
-        with np.load(path_of(run_dir), allow_pickle=False) as archive:
-            return json.loads(archive["meta"].tobytes())
-    except (OSError, ValueError, KeyError, EOFError):
+        return _meta(path_of(run_dir))
+    except (UserError, OSError):
         return None
-    except Exception:  # A damaged zip raises zipfile's own errors: a damaged checkpoint is no checkpoint.
-        return None
+
+
+def _meta(path):
+    """The meta of the checkpoint at `path`, bounded in size and checked against its schema (run_files.py)."""
+    from firstnet import run_files
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not run_files.meta_size_ok(archive):
+                raise run_files.BadRunFile(f"{path}: meta is far too large; the file was damaged or changed")
+            meta = json.loads(archive["meta"].tobytes())
+    except run_files.BadRunFile:
+        raise
+    except OSError:
+        raise
+    except Exception as error:  # Truncated, not a zip, a missing entry, bad JSON: all one answer.
+        raise run_files.BadRunFile(f"{path}: damaged ({first_line(error)[:120]})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise run_files.BadRunFile(f"{path}: format: {found!r}, expected {FORMAT}")
+    return run_files.check_meta(meta, path)
 
 
 def read(run_dir):
     """The checkpoint of `run_dir`, or a UserError saying in one line why there is nothing to resume."""
+    from firstnet import run_files
+
     run_dir = pathlib.Path(run_dir)
-    if not run_dir.is_dir():
+    if not run_dir.is_dir() or run_dir.is_symlink():
         raise UserError(f"--resume {run_dir}: no such run folder; `firstnet runs` lists the unfinished ones")
-    if not path_of(run_dir).is_file():
-        metrics = runs.read_metrics(run_dir)
+    if not path_of(run_dir).is_file() or path_of(run_dir).is_symlink():
+        metrics = _metrics_or_none(run_dir)
         if metrics is not None and not metrics.get("interrupted"):
             raise UserError(f"--resume {run_dir}: this run is finished; nothing to resume")
         raise UserError(f"--resume {run_dir}: no checkpoint.npz here, so it cannot be resumed; start a new run with "
                         "`firstnet train`")
     try:
+        meta = _meta(path_of(run_dir))
         with np.load(path_of(run_dir), allow_pickle=False) as archive:
-            meta = json.loads(archive["meta"].tobytes())
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT}")
             variables = {group: [] for group in GROUPS}
             for group in GROUPS:
                 while f"{group}_{len(variables[group])}" in archive.files:
                     variables[group].append(archive[f"{group}_{len(variables[group])}"])
             totals = tuple(np.float32(total) for total in archive["totals"])
-    except Exception as error:  # Truncated, not a zip, a missing entry, bad JSON: all one answer.
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
-        raise UserError(f"--resume {run_dir}: its checkpoint.npz is damaged ({first_line}); start a new run with "
-                        "`firstnet train`") from None
+    except run_files.BadRunFile as error:
+        detail = str(error).removeprefix(f"{path_of(run_dir)}: ").split(" (the file was")[0]
+        raise UserError(f"--resume {run_dir}: its checkpoint.npz is damaged or was changed ({detail}); start a new "
+                        "run with `firstnet train`") from None
+    except Exception as error:  # A variable cut short, a missing entry: all one answer.
+        raise UserError(f"--resume {run_dir}: its checkpoint.npz is damaged ({first_line(error)[:120]}); start a "
+                        "new run with `firstnet train`") from None
+    if meta["epoch"] > meta["recipe"]["epochs"] + 1 or meta["step"] > meta["steps"]:
+        raise UserError(f"--resume {run_dir}: cannot resume: its checkpoint.npz says epoch {meta['epoch']}, step "
+                        f"{meta['step']} of a {meta['recipe']['epochs']}-epoch run of {meta['steps']} steps")
     return Checkpoint(run_dir=run_dir, meta=meta, variables=variables, totals=totals)
+
+
+def _metrics_or_none(run_dir):
+    try:
+        return runs.read_metrics(run_dir)
+    except UserError:
+        return None
 
 
 def resumed_config(config):
@@ -205,9 +249,9 @@ def unfinished_runs(root=runs.DEFAULT_RUNS_ROOT):
     root = pathlib.Path(root)
     found = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        if not path_of(folder).is_file():
+        if folder.is_symlink() or not path_of(folder).is_file():
             continue
-        metrics = runs.read_metrics(folder)
+        metrics = _metrics_or_none(folder)
         if metrics is not None and not metrics.get("interrupted"):
             continue
         meta = read_meta(folder)

@@ -13,3 +13,6 @@ MODELS = ("dense", "convnet")
 DATASETS = ("mnist", "fashion_mnist")
 # The part of each digit of a class collection held out to score fine-tuning before and after (`train --from`).
 HELD_OUT_FRACTION = 0.2
+# The most hidden units a dense network may have (--hidden-units, a checkpoint's recipe, metrics.json): far beyond
+# any lesson, far below what would exhaust memory, so a tampered file is refused before anything is allocated.
+MAX_HIDDEN_UNITS = 65_536

@@ -158,7 +158,9 @@ class Classroom:
     def _pending_item(self, item_id):
         record = self._pending_record(item_id) or {}
         picture = self.root / PENDING / f"{item_id}.png"
-        encoded = base64.b64encode(picture.read_bytes()).decode("ascii") if picture.is_file() else ""
+        # A link could lead anywhere on the computer: only a picture the queue wrote itself is sent.
+        encoded = (base64.b64encode(picture.read_bytes()).decode("ascii")
+                   if picture.is_file() and not picture.is_symlink() else "")
         return {"id": item_id, "label": record.get("label"), "added": record.get("added", ""),
                 "owner": record.get("owner"), "picture": "data:image/png;base64," + encoded}
 
@@ -181,7 +183,8 @@ class Classroom:
                 original = None
                 if record.get("suffix") in library.ORIGINAL_SUFFIXES.values():
                     original_path = folder / f"{item_id}.original{record['suffix']}"
-                    original = original_path.read_bytes() if original_path.is_file() else None
+                    original = (original_path.read_bytes()
+                            if original_path.is_file() and not original_path.is_symlink() else None)
                 item, added = self.collection.add_prepared(prepared, record["label"], original=original,
                                                            original_suffix=record.get("suffix") or ".png")
                 if added and STUDENT_PATTERN.match(str(record.get("owner", ""))):

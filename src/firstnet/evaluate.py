@@ -7,6 +7,7 @@ import numpy as np
 
 from firstnet.data import BUNDLED_SOURCE, one_hot, prepare_images
 from firstnet.errors import first_line
+from firstnet.names import shown
 from firstnet.loops import compiled
 
 
@@ -78,7 +79,7 @@ def format_confusion(confusion, class_names=None):
 
     Long names are cut to 10 characters in the columns' heads; the rows show them whole.
     """
-    names = [str(name) for name in (class_names or range(confusion.shape[1]))]
+    names = [shown(name) for name in (class_names or range(confusion.shape[1]))]
     width = max(6, min(11, max(len(name) for name in names) + 1))
     label_width = max(9, max(len(name) for name in names))
     corner = "true\\pred"

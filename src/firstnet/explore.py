@@ -3,6 +3,7 @@
 import numpy as np
 
 from firstnet import plots
+from firstnet.names import shown
 from firstnet.errors import UserError
 
 
@@ -33,7 +34,8 @@ def explore(data):
 
 def class_names(data):
     """The set's class names by label (MNIST's are its digits), for tables that count or title pictures."""
-    names = list(getattr(data, "class_names", None) or [])
+    # Shown safely (names.py): a folder named with a right-to-left override must not print as another name.
+    names = [shown(name) for name in getattr(data, "class_names", None) or []]
     return names if len(names) >= data.num_classes else [str(label) for label in range(data.num_classes)]
 
 

@@ -71,6 +71,55 @@ def save_model(model, path):
         model.save(temporary)
 
 
+def files_inside(folder, recursive=False):
+    """(files, links) under `folder`: its regular files, and every link found, which is never followed.
+
+    A link may point anywhere on the computer (`unzip` of a crafted archive recreates links to /etc/passwd), so
+    a folder's readers skip them all, files and folders alike, and name them in one note (`links_note`).
+    """
+    found, links = [], []
+    for parent, folders, names in os.walk(folder, followlinks=False) if recursive else [_one_level(folder)]:
+        for name in sorted(folders):
+            if os.path.islink(os.path.join(parent, name)):
+                links.append(pathlib.Path(parent, name))
+        for name in sorted(names):
+            path = pathlib.Path(parent, name)
+            if path.is_symlink():
+                links.append(path)
+            elif path.is_file():
+                found.append(path)
+    return found, links
+
+
+def _one_level(folder):
+    entries = list(os.scandir(folder))
+    return (str(folder), [entry.name for entry in entries if entry.is_dir(follow_symlinks=False) or entry.is_symlink()
+                          and entry.is_dir()], [entry.name for entry in entries if not entry.is_dir()
+                                                or entry.is_symlink() and not entry.is_dir()])
+
+
+def links_note(links, shown=3):
+    """One line naming the links a reader skipped, or None when there were none."""
+    if not links:
+        return None
+    from firstnet.names import shown as safe
+
+    listed = ", ".join(safe(link) for link in links[:shown]) + (f" and {len(links) - shown} more" if len(links) > shown else "")
+    return (f"skipped {len(links)} link{'s' if len(links) != 1 else ''} ({listed}): firstnet reads only the files "
+            "inside a folder, never where a link leads")
+
+
+def remove_leftovers(folder):
+    """Delete the temporary files of writes a kill cut short (`atomic_path`'s `.<name>.<random>.tmp<suffix>`).
+
+    Such a file never replaced the real one, so it holds nothing anyone needs; left alone it would only take space.
+    Called whenever a folder is written again (a resumed run, a collection).
+    """
+    for leftover in pathlib.Path(folder).glob(".*.tmp*"):
+        if leftover.is_file() and not leftover.is_symlink():
+            leftover.unlink(missing_ok=True)
+
+
 def cache_folder(kind):
     """Where firstnet keeps `kind` between runs ("jax": compiled programs, "mnist": unpacked data), or None.
 

@@ -2,12 +2,14 @@
 
 import io
 import pathlib
+import sys
 import warnings
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
 from firstnet.errors import UserError, first_line
+from firstnet.files import files_inside, links_note
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # The picture formats firstnet reads, on the command line and on the page alike. Pillow knows dozens more, some of
@@ -21,8 +23,8 @@ MNIST_STROKE_WIDTH = 2.5  # Measured with `stroke_width`: 95% of MNIST's test di
 WORKING_SIDE = 1024  # Larger pictures are shrunk to this first; the digit ends up 20 pixels tall anyway.
 
 
-def open_image(source, name=None, max_pixels=None):
-    """Open an image file or bytes with Pillow: one of IMAGE_FORMATS, at most 4096x4096 (and `max_pixels`).
+def open_image(source, name=None, max_pixels=None, max_side=MAX_SIDE):
+    """Open an image file or bytes with Pillow: one of IMAGE_FORMATS, at most 4096x4096 (`max_side`, `max_pixels`).
 
     The size is read from the header before any pixel is decoded, so a small file that would decompress into
     a huge image (a decompression bomb) is refused without using the memory. A JPEG larger than the working size
@@ -30,6 +32,8 @@ def open_image(source, name=None, max_pixels=None):
     size. A phone photo is turned upright as its EXIF orientation says, the way a photo viewer shows it.
     """
     name = name or str(source)
+    if isinstance(source, str):
+        source = pathlib.Path(source)
     if isinstance(source, pathlib.Path) and source.is_symlink():
         raise UserError(f"{name}: is a link; firstnet reads pictures only, not links to them (copy the file instead)")
     stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
@@ -45,8 +49,8 @@ def open_image(source, name=None, max_pixels=None):
     except Exception as error:
         raise UserError(f"{name}: not a picture firstnet reads; use {FORMATS_SAID}") from error
     width, height = image.size
-    if width > MAX_SIDE or height > MAX_SIDE:
-        raise UserError(f"{name}: {width}x{height} pixels is too large; at most {MAX_SIDE}x{MAX_SIDE}, a photo of one digit needs far less")
+    if width > max_side or height > max_side:
+        raise UserError(f"{name}: {width}x{height} pixels is too large; at most {max_side}x{max_side}, a photo of one digit needs far less")
     if image.format == "JPEG" and max(width, height) > WORKING_SIDE:
         image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))
     if max_pixels is not None and image.size[0] * image.size[1] > max_pixels:
@@ -269,7 +273,10 @@ def image_files(paths):
     files = []
     for path in map(pathlib.Path, paths):
         if path.is_dir():
-            found = sorted(file for file in path.iterdir() if file.suffix.lower() in IMAGE_SUFFIXES)
+            inside, links = files_inside(path)
+            found = sorted(file for file in inside if file.suffix.lower() in IMAGE_SUFFIXES)
+            if links:  # A link in a folder may lead anywhere: only the folder's own pictures are read.
+                print(f"firstnet: {links_note(links)}", file=sys.stderr)
             if not found:
                 raise UserError(f"{path}: no image files (PNG, JPEG, BMP) in this folder")
             files.extend(found)

@@ -118,9 +118,9 @@ def make_kit(folder, *, dependencies=True, announce=print):
         # From a clean copy of what the wheel is made of: setuptools reuses a build/ folder in the source, where
         # files deleted since an earlier build would still be, and would reach the laptops.
         copy = pathlib.Path(clean) / "firstnet"
-        shutil.copytree(source / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        shutil.copytree(source / "src", copy / "src", ignore=_not_copied)
         for name in ("pyproject.toml", "README.md", "LICENSE"):
-            if (source / name).is_file():
+            if (source / name).is_file() and not (source / name).is_symlink():
                 shutil.copy2(source / name, copy / name)
         run_pip(["wheel", "--no-deps", "--quiet", "-w", str(wheels), str(copy)], "building firstnet's wheel")
     (own,) = sorted(wheels.glob("firstnet-*.whl"))
@@ -144,6 +144,13 @@ def make_kit(folder, *, dependencies=True, announce=print):
     files.write_text(folder / "README.txt", readme(version, held, dependencies))
     return {"folder": folder, "wheels": held, "python": version, "platform": platform_name(),
             "mnist": folder / "mnist.npz", "dependencies": dependencies}
+
+
+def _not_copied(folder, names):
+    """What the wheel's copy leaves out: caches, build leftovers, and links, which could lead out of the source
+    (copytree would copy where they lead) and would put another file's contents on every laptop."""
+    skipped = set(shutil.ignore_patterns("__pycache__", "*.egg-info")(folder, names))
+    return skipped | {name for name in names if os.path.islink(os.path.join(folder, name))}
 
 
 def platform_name():

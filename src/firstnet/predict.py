@@ -23,11 +23,16 @@ def picture_shape(run_metrics):
     return folders.shape_of((run_metrics or {}).get("preparation"))
 
 
-def prepare_file(path, shape=None):
+def paper_removed(run_metrics):
+    """Whether the run's pictures had their paper taken away (data/folders.py); a new picture is made the same way."""
+    return folders.removes_paper((run_metrics or {}).get("preparation"))
+
+
+def prepare_file(path, shape=None, paper=False):
     """`images.prepare_file` for a file: the MNIST way, or with `shape` the set's own preparation (data/folders.py)."""
     if shape is None:
         return images.prepare_file(path)
-    return images.prepare_file(path, functools.partial(folders.prepare_picture, shape=shape))
+    return images.prepare_file(path, functools.partial(folders.prepare_picture, shape=shape, paper_removed=paper))
 
 
 def class_names_of(run_metrics, count):
@@ -40,7 +45,8 @@ def predict_files(model, paths, run_metrics=None):
     """Prepare and classify image files; return one dict per file with the class, its name, probabilities and input."""
     files = images.image_files(paths)
     shape = picture_shape(run_metrics)
-    prepared = np.stack([prepare_file(file, shape) for file in files])
+    paper = paper_removed(run_metrics)
+    prepared = np.stack([prepare_file(file, shape, paper) for file in files])
     probabilities = predict_digits(model, prepared)
     names = class_names_of(run_metrics, probabilities.shape[1])
     return [

@@ -2,33 +2,83 @@
 
 import contextlib
 import datetime
-import json
 import pathlib
+import sys
 import time
 
 import numpy as np
 
-from firstnet import files, plots
+from firstnet import files, names, plots
 from firstnet.errors import UserError
 from firstnet.files import DEFAULT_RUNS_ROOT
 
 def new_run_dir(run_dir=None, root=DEFAULT_RUNS_ROOT):
-    """Create a fresh run folder: `run_dir` if given and empty, else `runs/<date>_<time>`; never reuse a full one."""
+    """Create a fresh run folder: `run_dir` if given, else `runs/<date>_<time>`; never reuse an existing one.
+
+    The folder is made by one `mkdir`, which the file system lets only one process win: a second
+    `firstnet train --run-dir same` started at the same moment gets "already exists", never the same folder.
+    """
     if run_dir is not None:
         run_dir = pathlib.Path(run_dir)
-        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-            raise UserError(f"--run-dir {run_dir}: already exists and is not empty; choose a new folder so nothing is overwritten")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            run_dir.mkdir()
+        except FileExistsError:
+            if _claim(run_dir):
+                return run_dir
+            full = not run_dir.is_dir() or any(run_dir.iterdir())
+            raise UserError(f"--run-dir {run_dir}: already exists{' and is not empty' if full else ''}; choose a new "
+                            "folder so nothing is overwritten") from None
+        except OSError as error:
+            raise UserError(f"--run-dir {run_dir}: cannot create it ({error.strerror}); choose a folder you can "
+                            "write to") from None
         return run_dir
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H%M%S")
     for attempt in range(1000):
         candidate = pathlib.Path(root) / (stamp if attempt == 0 else f"{stamp}_{attempt}")
         try:
-            candidate.mkdir(parents=True)
+            candidate.parent.mkdir(parents=True, exist_ok=True)
+            candidate.mkdir()
             return candidate
         except FileExistsError:
             continue
+        except OSError as error:
+            raise UserError(f"{root}: cannot create a run folder there ({error.strerror}); run firstnet from a "
+                            "folder you can write to, or pass --run-dir DIR") from None
     raise UserError(f"{root}: could not create a new run folder; pass --run-dir")
+
+
+RESERVED = ".reserved"
+
+
+def reserve_run_dir(root=DEFAULT_RUNS_ROOT):
+    """A new run folder made for a child process to train in (the page's runs): `new_run_dir`, marked as reserved.
+
+    The child names it as its --run-dir; removing the mark is how it takes the folder, which only one process can
+    do, so a reserved folder is still never shared.
+    """
+    folder = new_run_dir(root=root)
+    (folder / RESERVED).touch()
+    return folder
+
+
+def release_reserved(folder):
+    """Remove a reserved folder that no child took (it failed to start): its mark, then the folder if empty."""
+    folder = pathlib.Path(folder)
+    (folder / RESERVED).unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def _claim(folder):
+    """True when `folder` was reserved (`reserve_run_dir`) and this process took it, by removing the mark."""
+    try:
+        if sorted(entry.name for entry in folder.iterdir()) != [RESERVED]:
+            return False
+        (folder / RESERVED).unlink()
+        return True
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -54,13 +104,8 @@ def new_run(run_dir=None, root=DEFAULT_RUNS_ROOT, resume=None):
 
 
 def remove_unfinished_writes(folder):
-    """Delete the temporary files of writes a crash cut short (`atomic_path`'s `.<name>.<random>.tmp<suffix>`).
-
-    Such a file never replaced the real one, so it holds nothing a run needs; left alone it would only take space.
-    """
-    for leftover in folder.glob(".*.tmp*"):
-        if leftover.is_file():
-            leftover.unlink()
+    """Delete the temporary files of writes a crash cut short (files.remove_leftovers)."""
+    files.remove_leftovers(folder)
 
 
 
@@ -116,32 +161,62 @@ def save_run(run_dir, model, history, metrics, *, figures=None):
 
 
 def read_metrics(run_dir):
-    path = pathlib.Path(run_dir) / "metrics.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    """metrics.json of a run, checked (run_files.py): None when there is none, a BadRunFile (one line) when damaged."""
+    from firstnet import run_files  # pydantic: imported when a run is read, not on train's way to its first step.
+
+    return run_files.read_metrics(run_dir)
 
 
-def list_runs(root=DEFAULT_RUNS_ROOT):
-    """Finished runs (those with a metrics.json and a model.keras), oldest first."""
+NOTED = set()
+
+
+def note_once(line, announce=None):
+    """Say `line` once per process: the server lists runs at every request, and one note about a folder is enough."""
+    if line not in NOTED:
+        NOTED.add(line)
+        (announce or (lambda text: print(text, file=sys.stderr)))(line)
+
+
+def list_runs(root=DEFAULT_RUNS_ROOT, announce=None):
+    """Finished runs (those with a metrics.json and a model.keras), oldest first.
+
+    A folder whose metrics.json is damaged, or a link (which may lead out of runs/), is skipped with a note, so that
+    one bad folder never hides the others.
+    """
     root = pathlib.Path(root)
     if not root.is_dir():
         return []
     runs = []
     for folder in sorted(root.iterdir()):
-        metrics = read_metrics(folder) if folder.is_dir() else None
-        if metrics is not None and (folder / "model.keras").is_file():
+        if folder.is_symlink():
+            note_once(f"firstnet: skipped {names.shown(folder)}: a link, and runs are read only from folders in "
+                      f"{names.shown(root)}", announce)
+            continue
+        try:
+            metrics = read_metrics(folder) if folder.is_dir() else None
+        except UserError as error:
+            note_once(f"firstnet: skipped a run folder: {error}", announce)
+            continue
+        if metrics is not None and (folder / "model.keras").is_file() and not (folder / "model.keras").is_symlink():
             runs.append((folder, metrics))
-    runs.sort(key=lambda run: (run[1].get("finished_at", ""), str(run[0])))
+    runs.sort(key=lambda run: (run[1].get("finished_at") or "", str(run[0])))
     return runs
 
 
+def is_finished(metrics):
+    """A run that trained to its end: not stopped by Ctrl-C, at least one epoch, and not a notebook's experiment."""
+    completed = metrics.get("epochs_completed", metrics.get("epochs"))
+    return not metrics.get("interrupted") and not metrics.get("experiment") and (completed is None or completed >= 1)
+
+
 def latest_run(root=DEFAULT_RUNS_ROOT):
-    runs = list_runs(root)
-    if not runs:
-        raise UserError(f"no trained model in {root}/; run `firstnet train` first, or pass --model RUN_DIR")
-    return runs[-1][0]
+    """The newest finished run (`is_finished`): what predict, evaluate, look and serve answer with unless told."""
+    found = list_runs(root)
+    finished = [folder for folder, metrics in found if is_finished(metrics)]
+    if not finished:
+        others = f" ({len(found)} stopped early or marked as experiments: name one)" if found else ""
+        raise UserError(f"no trained model in {root}/{others}; run `firstnet train` first, or pass --model RUN_DIR")
+    return finished[-1]
 
 
 def resolve_model(model=None, root=DEFAULT_RUNS_ROOT):

@@ -3,6 +3,8 @@
 import pathlib
 import textwrap
 
+from firstnet.names import shown
+
 WIDTH = 80  # A terminal's classic width: every table line fits in it.
 
 
@@ -51,16 +53,22 @@ def data_label(metrics):
     source = str(metrics.get("data_source", "?"))
     if source.startswith("bundled subset"):
         return "bundled 5k"
-    return pathlib.Path(source).name or source
+    return shown(pathlib.Path(source).name or source)
 
 
 # The settings a run's table can show, each as (header, how to read it from metrics.json), shown only when the
 # listed runs differ in it: a column that says the same thing on every row is noise.
+def hidden(metrics):
+    """The dense network's hidden units; "-" for the convnet, whose hidden layer is its own (128 units)."""
+    return "-" if metrics.get("model") == "convnet" else str(metrics.get("hidden_units") or "?")
+
+
 SETTINGS = (
-    ("hidden", lambda metrics: str(metrics.get("hidden_units", "?")), ">"),
+    ("model", lambda metrics: str(metrics.get("model") or "dense"), "<"),
+    ("hidden", hidden, ">"),
     ("optimizer", lambda metrics: str(metrics.get("optimizer", "?")), "<"),
     ("lr", learning_rate, "<"),
-    ("val", lambda metrics: f"{metrics.get('validation_split', 0):g}", ">"),
+    ("val", lambda metrics: f"{metrics.get('validation_split') or 0:g}", ">"),
     ("batch", lambda metrics: str(metrics.get("batch_size", "?")), ">"),
     ("loop", loop, "<"),
 )
@@ -69,11 +77,18 @@ SETTINGS = (
 def recipe(metrics):
     """The tutorial's recipe, `train --fast`'s, the settings that differ from the tutorial's, or the run a
     fine-tuned run started from."""
+    if metrics.get("experiment"):  # A notebook's experiment, never the default model: said so wherever it is named.
+        return "an experiment, " + recipe({**metrics, "experiment": False})
     if metrics.get("finetune"):
         return f"fine-tuned on {data_label(metrics)}"
     tutorial = {"hidden": "512", "optimizer": "rmsprop", "lr": "0.001", "val": "0", "batch": "128"}
-    values = {header: read(metrics) for header, read, _ in SETTINGS if header != "loop"}
+    if metrics.get("model") == "convnet":  # The next lesson's recipe (train.CONVNET) is the convnet's own.
+        tutorial = {"hidden": "-", "optimizer": "adam", "lr": "0.004 cosine", "val": "0", "batch": "128"}
+    values = {header: read(metrics) for header, read, _ in SETTINGS if header not in ("loop", "model")}
     changed = [f"{header} {value}" for header, value in values.items() if tutorial[header] != value]
+    if metrics.get("model") == "convnet":
+        return "the convnet's recipe" if not changed and metrics.get("epochs") == 3 else ", ".join(
+            [f"convnet, {metrics.get('epochs', '?')} epochs"] + changed)
     if not changed and metrics.get("epochs") == 5:
         return "the tutorial's recipe"
     if changed == ["lr 0.004 cosine"] and metrics.get("epochs") == 2:
@@ -89,20 +104,21 @@ def runs_table(found, root, width=WIDTH):
     row. When the table would be too wide, the finished time goes first, then the last differing columns, which
     are then named below the table.
     """
-    names = [str(folder) for folder, _ in found]
+    # Folder names shown safely (names.py): a name with a right-to-left override cannot pose as another run.
+    names = [shown(folder) for folder, _ in found]
     lines = []
     if max(len(name) for name in names) > 24:  # A long --root: name the folder once, then each run by its name.
         lines.append(f"runs in {root}/:")
-        names = [pathlib.Path(name).name for name in names]
+        names = [shown(pathlib.Path(folder).name) for folder, _ in found]
     core = [("run", names, "<"),
             ("test_acc", [_accuracy(metrics) for _, metrics in found], ">"),
             ("epochs", [str(metrics.get("epochs_completed", metrics.get("epochs", "?"))) for _, metrics in found], ">"),
-            ("seconds", [f"{metrics.get('total_seconds', 0):.1f}" for _, metrics in found], ">")]
+            ("seconds", [f"{metrics.get('total_seconds') or 0:.1f}" for _, metrics in found], ">")]
     differing, same = [], []
     for header, read, align in SETTINGS + (("data", data_label, "<"),):
         values = [read(metrics) for _, metrics in found]
-        # A lone run still says what it trained on; there is nothing to compare it with.
-        if len(set(values)) > 1 or (header == "data" and len(found) == 1):
+        # A lone run still says what it trained on and which network; there is nothing to compare it with.
+        if len(set(values)) > 1 or (header in ("data", "model") and len(found) == 1):
             differing.append((header, values, align))
         else:
             same.append(f"{header} {values[0]}")

@@ -2,11 +2,13 @@
 
 import dataclasses
 import datetime
+import math
 import secrets
 
 import keras
 
 from firstnet import checkpoints, choices, distribute, evaluate, loops, model as firstnet_model, runs, versions
+from firstnet.choices import MAX_HIDDEN_UNITS
 from firstnet.data import load_dataset
 from firstnet.errors import UserError
 from firstnet.loops import events
@@ -41,12 +43,16 @@ class TrainConfig:
     devices: str | int | None = None
     runs_root: str = runs.DEFAULT_RUNS_ROOT
     verbose: int = 1
+    # A notebook's quick experiment: saved and listed, but never "the newest run" that predict and serve use.
+    experiment: bool = False
 
     def check(self):
         """Raise UserError (a ValueError) with a helpful message for settings that cannot work."""
         for name in ("epochs", "batch_size", "hidden_units"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.hidden_units > MAX_HIDDEN_UNITS:
+            raise UserError(f"hidden_units must be at most {MAX_HIDDEN_UNITS:,}, got {self.hidden_units:,}")
         if not 0.0 <= self.validation_split < 1.0:
             raise UserError(f"validation_split must be at least 0 and below 1, like 0.1; got {self.validation_split}")
         if self.learning_rate is not None and not self.learning_rate > 0:
@@ -111,6 +117,8 @@ def train(config=None, data=None, *, watchers=(), figures=None, timings=None):
         keras.utils.set_random_seed(seed)
         model = firstnet_model.build_model(config.model, data.image_shape, data.num_classes,
                                            hidden_units=config.hidden_units)
+        if resumed is not None:  # Weights of other shapes are a damaged checkpoint: said now, not by a loop later.
+            resumed.check_shapes(model)
 
         # 3. Compile: rmsprop, categorical cross-entropy, accuracy.
         firstnet_model.compile_model(model, optimizer=config.optimizer, learning_rate=config.learning_rate,
@@ -144,7 +152,11 @@ def describe(config, data, seed):
                else f"the convnet (2 x Conv2D, batch norm, max pooling; Dense({data.num_classes}, softmax))")
     pictures = "digits" if data.dataset == "mnist" else f"pictures of {data.num_classes} classes"
     epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
-    return (f"Training {network} on {len(data.x_train)} {pictures} ({data.source}): {epochs}, "
+    # What it trains on after --validation-split: 54000 of MNIST's 60000 with 0.1, the rest held out to watch.
+    trained_on = loops.training_count(len(data.x_train), config.validation_split)
+    held = len(data.x_train) - trained_on
+    count = f"{trained_on} {pictures}" + (f" ({held} more held out to validate)" if held else "")
+    return (f"Training {network} on {count} ({data.source}): {epochs}, "
             f"batch {config.batch_size}, {optimizer}, seed {seed}")
 
 
@@ -152,6 +164,25 @@ def weight_updates(config, train_count):
     """How many weight updates a run makes: batches per epoch (after the validation split) times epochs."""
     train_count = loops.training_count(train_count, config.validation_split)
     return config.epochs * -(-train_count // config.batch_size)
+
+
+# A test accuracy at most this many times chance (1/classes) is a run that learned nothing worth keeping: 0.15 on
+# ten digits, where the tutorial's network reaches 0.98 in one epoch.
+CHANCE_FACTOR = 1.5
+TRY_INSTEAD = "try another optimizer (--optimizer adam), a lower learning rate (--learning-rate 0.0001) or --model convnet"
+
+
+def learning_verdict(history, test_accuracy, num_classes):
+    """(learned, why): False with the reason in words when the loss did not fall or the test score is at chance."""
+    losses = [float(value) for value in history.get("loss") or []]
+    if any(not math.isfinite(value) for value in losses):
+        return False, "the training loss became NaN or infinite (the weights blew up)"
+    if len(losses) >= 2 and losses[-1] >= losses[0]:
+        return False, f"the training loss did not fall ({losses[0]:.4g} in the first epoch, {losses[-1]:.4g} in the last)"
+    if test_accuracy is not None and num_classes > 1 and test_accuracy <= CHANCE_FACTOR / num_classes:
+        return False, (f"its test accuracy {test_accuracy:.4f} is what guessing gets with {num_classes} classes "
+                       f"({1 / num_classes:.4f})")
+    return True, None
 
 
 def run_metrics(config, seed, data, fitted, scores, *, model=None, backend=None, timings=None):
@@ -167,7 +198,12 @@ def run_metrics(config, seed, data, fitted, scores, *, model=None, backend=None,
     else:
         learning_rate = config.learning_rate
     history = fitted.history
+    learned, why = learning_verdict(history, scores["test_accuracy"], data.num_classes)
     return {
+        # Whether the run learned (`learning_verdict`), said by `train` and shown on the page.
+        "learned": learned,
+        "why": why,
+        "experiment": bool(getattr(config, "experiment", False)),
         "test_accuracy": scores["test_accuracy"],
         "test_loss": scores["test_loss"],
         "train_accuracy": history["accuracy"][-1] if history.get("accuracy") else None,
@@ -176,7 +212,8 @@ def run_metrics(config, seed, data, fitted, scores, *, model=None, backend=None,
         "epochs_completed": len(history.get("loss", [])),
         "interrupted": fitted.interrupted,
         "batch_size": config.batch_size,
-        "hidden_units": config.hidden_units,
+        # The convnet's hidden layer is its own (128 units): --hidden-units is the dense network's.
+        "hidden_units": config.hidden_units if getattr(config, "model", "dense") == "dense" else None,
         "optimizer": config.optimizer,
         # Keras keeps the rate as a float32 variable; its shortest decimal is what the learner typed.
         "learning_rate": float(f"{learning_rate:.7g}") if learning_rate is not None else None,

@@ -5,6 +5,7 @@ Property-based (Hypothesis), with a bounded number of examples and a deadline pe
 """
 
 import gzip
+import json
 import io
 import struct
 import uuid
@@ -156,3 +157,67 @@ def test_class_folders_of_any_pictures(pictures, classes, tmp_path):
     loaded = one_line_or_result(lambda: data.load_path(str(root)))
     if loaded is not None:
         assert len(loaded.x_train) + len(loaded.x_test) >= 1 and len(loaded.class_names) >= 2
+
+
+# --- Run files (run_files.py): any JSON in metrics.json, history.json or a checkpoint's meta ---------------------
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=20),
+                           lambda children: st.lists(children, max_size=4)
+                           | st.dictionaries(st.text(max_size=12), children, max_size=4), max_leaves=20)
+METRICS_FIELDS = ("test_accuracy", "finished_at", "class_names", "preparation", "hidden_units", "epochs", "model",
+                  "image_shape", "interrupted", "confusion", "finetune", "experiment", "total_seconds",
+                  "epochs_completed", "learning_rate", "learning_rate_schedule", "validation_split", "batch_size",
+                  "optimizer", "data_source", "training_loop", "data_full", "learned", "why")
+
+
+@settings(BOUNDED, max_examples=150)
+@given(content=JSON_VALUES | st.dictionaries(st.sampled_from(METRICS_FIELDS), JSON_VALUES, max_size=6))
+def test_metrics_json_of_any_content(content, tmp_path):
+    from firstnet import runs, runs_table
+
+    folder = tmp_path / f"run-{uuid.uuid4().hex}"
+    folder.mkdir()
+    (folder / "metrics.json").write_text(json.dumps(content))
+    metrics = one_line_or_result(lambda: runs.read_metrics(folder))
+    if metrics is not None:  # Whatever is accepted, every reader can show.
+        runs_table.runs_table([(folder, metrics)], tmp_path)
+        runs_table.model_line(folder / "model.keras", metrics)
+
+
+@BOUNDED
+@given(content=JSON_VALUES | st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=3))
+def test_history_json_of_any_content(content, tmp_path):
+    from firstnet import run_files
+
+    folder = tmp_path / f"run-{uuid.uuid4().hex}"
+    folder.mkdir()
+    (folder / "history.json").write_text(json.dumps(content))
+    history = one_line_or_result(lambda: run_files.read_history(folder))
+    assert history is None or all(isinstance(value, (int, float)) for values in history.values() for value in values)
+
+
+@BOUNDED
+@given(field=st.sampled_from(("recipe", "versions", "shuffling", "epoch", "step", "steps", "loop", "totals", "extra",
+                              "data", "history", "format")), value=JSON_VALUES,
+       nested=st.sampled_from(("hidden_units", "epochs", "batch_size", "optimizer", "seed", None)))
+def test_checkpoint_meta_of_any_content(field, value, nested, tmp_path):
+    from firstnet import checkpoints
+
+    shuffling = np.random.default_rng(0).bit_generator.state
+    recipe = {"model": "dense", "epochs": 3, "batch_size": 128, "hidden_units": 8, "optimizer": "rmsprop",
+              "learning_rate": None, "learning_rate_schedule": "constant", "validation_split": 0.0, "seed": 1,
+              "loop": "compiled", "data": None}
+    meta = {"format": 1, "epoch": 2, "step": 0, "steps": 10, "recipe": recipe, "loop": "compiled", "totals": [],
+            "shuffling": shuffling, "extra": {}, "data": {"fingerprint": "0" * 64, "source": "x"},
+            "versions": {}, "history": {}, "resumes": 0}
+    if nested and field == "recipe":
+        recipe[nested] = value
+    else:
+        meta[field] = value
+    folder = tmp_path / f"run-{uuid.uuid4().hex}"
+    folder.mkdir()
+    with open(folder / checkpoints.FILE, "wb") as stream:
+        np.savez(stream, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), totals=np.zeros(0))
+    found = one_line_or_result(lambda: checkpoints.read(folder))
+    if found is not None:
+        assert 1 <= found.meta["recipe"]["hidden_units"] <= 65_536

@@ -11,6 +11,7 @@ packages before Keras loads (startup.py). tests/test_startup.py measures both.
 
 import argparse
 import difflib
+import errno
 import os
 import re
 import sys
@@ -29,17 +30,44 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a mistake is one line (what is wrong, where to look) and exit code 2, without the usage dump."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}{did_you_mean(message)} (see `{self.prog} --help`)\n")
+        flags = [flag for action in self._actions for flag in action.option_strings]
+        self.exit(2, f"{self.prog}: error: {message}{did_you_mean(message, flags)} (see `{self.prog} --help`)\n")
 
 
-def did_you_mean(message):
-    """"; did you mean 'train'?" for argparse's "invalid choice: 'trian' (choose from ...)", else ""."""
+def did_you_mean(message, flags=()):
+    """"; did you mean 'train'?" for argparse's "invalid choice: 'trian' (choose from ...)", and "; did you mean
+    --epochs?" for "unrecognized arguments: --epocs" (Python 3.12's suggest_on_error, on every Python); else ""."""
     found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
-    if not found:
-        return ""
-    offered = [choice.strip().strip("'") for choice in found.group(2).split(",")]
-    close = difflib.get_close_matches(found.group(1), offered, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    if found:
+        offered = [choice.strip().strip("'") for choice in found.group(2).split(",")]
+        close = difflib.get_close_matches(found.group(1), offered, n=1, cutoff=0.6)
+        return f"; did you mean '{close[0]}'?" if close else ""
+    found = re.search(r"unrecognized arguments: (.*)$", message)
+    for given in found.group(1).split() if found else []:
+        close = difflib.get_close_matches(given.split("=")[0], flags, n=1, cutoff=0.7) if given.startswith("--") else []
+        if close:
+            return f"; did you mean {close[0]}?"
+    return ""
+
+
+# The Keras backends a learner may choose with KERAS_BACKEND, each with the package it needs and how to get it.
+BACKENDS = {"jax": ("jax", 'pip install -e .'), "torch": ("torch", 'pip install -e ".[torch]"'),
+            "tensorflow": ("tensorflow", 'pip install -e ".[tensorflow]"')}
+
+
+def check_backend():
+    """A UserError when KERAS_BACKEND names no backend, or one whose package is missing: before Keras says it in
+    a 58-line traceback."""
+    import importlib.util
+
+    chosen = os.environ.get("KERAS_BACKEND", "jax")
+    if chosen not in BACKENDS:
+        raise UserError(f"KERAS_BACKEND={chosen!r} is not a Keras backend firstnet runs on; set it to one of "
+                        f"{', '.join(BACKENDS)} (or unset it for jax)")
+    package, install = BACKENDS[chosen]
+    if importlib.util.find_spec(package) is None:
+        raise UserError(f"KERAS_BACKEND={chosen} needs {package}, which is not installed here: {install} "
+                        "(or unset KERAS_BACKEND for jax)")
 
 
 def build_parser():
@@ -60,13 +88,18 @@ def build_parser():
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # Said by the subcommand's own parser, which knows its flags and can suggest the one meant.
+        chosen = parser._subparsers._group_actions[0].choices.get(getattr(args, "command", None)) or parser
+        chosen.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
     # Keras and its backends talk a lot on import; a learner should see the lesson, not log lines.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
+        if args.command not in ("runs", "kit"):
+            check_backend()
         if os.environ.get("KERAS_BACKEND") == "tensorflow" and args.command != "runs":
             from firstnet.loops import speedups
 
@@ -82,6 +115,14 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"\nfirstnet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:
+        if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM) or args.debug:
+            raise
+        # A read-only or someone else's folder is the user's to change: one line naming the file, not a traceback.
+        print(f"firstnet {args.command}: error: cannot write {error.filename or 'a file'} ({error.strerror}); run "
+              "firstnet from a folder you can write to, or name another with --out / --run-dir / --root",
+              file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # Whoever read the output stopped early (`firstnet explore --index 0 | head`): stop quietly, as Unix
         # tools do, and keep Python from complaining again when it flushes stdout at exit.

@@ -116,8 +116,13 @@ def exit_code(result, command):
     """
     if not result.metrics["interrupted"]:
         return 0
+    # The checkpoint (checkpoints.py) is what lets the run go on; a run stopped before its first one cannot.
+    resumable = (pathlib.Path(result.run_dir) / "checkpoint.npz").is_file()
+    go_on = (f"go on with `firstnet train --resume {result.run_dir}`" if resumable else
+             "it stopped before its first checkpoint, so it cannot be resumed: train again")
     print(f"firstnet {command}: stopped by Ctrl-C after {result.metrics['epochs_completed']} of "
-          f"{result.metrics['epochs']} epochs; the model as trained so far is in {result.run_dir}/", file=sys.stderr)
+          f"{result.metrics['epochs']} epochs; the model as trained so far is in {result.run_dir}/ (not used by "
+          f"predict or serve unless named); {go_on}", file=sys.stderr)
     return 130
 
 

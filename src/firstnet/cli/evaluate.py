@@ -3,12 +3,15 @@
 import pathlib
 
 from firstnet.cli import common
+from firstnet.errors import UserError
 
 HELP = "reload a saved model and score it on the test digits"
 
 
 def add_flags(parser):
     parser.add_argument("model", nargs="?", help="a run folder or a model.keras file (default: the newest run)")
+    # The same as the positional RUN, under the name predict and serve use, so that "pass --model RUN_DIR" is true.
+    parser.add_argument("--model", dest="model_flag", metavar="RUN_DIR", help="the same as RUN: a run folder or model.keras")
     common.add_data_flag(parser)
     parser.add_argument("--out", type=common.png_path, help="with --data COLLECTION: save the worst mistakes on our "
                         "digits here (default: ours_mistakes.png in the run folder)")
@@ -18,16 +21,20 @@ def run(args):
     from firstnet import data, evaluate, model as firstnet_model, runs, startup
     from firstnet.data import collection
 
-    model_path = runs.resolve_model(args.model)
+    if args.model and args.model_flag and args.model != args.model_flag:
+        raise UserError(f"{args.model} and --model {args.model_flag}: name one run")
+    model_path = runs.resolve_model(args.model or args.model_flag)
+    run_metrics = runs.read_metrics(model_path.parent)
     model = firstnet_model.load_model(model_path)
     startup.enable_compilation_cache()
-    run_metrics = runs.read_metrics(model_path.parent)
     # The run's own test digits unless --data names others: scoring on other digits measures something else.
     dataset, which = data.choose_run_data(run_metrics, args.data)
     scores = evaluate.evaluate_model(model, dataset.x_test, dataset.y_test)
     print(f"model: {model_path}")
     pictures = "digits" if dataset.dataset == "mnist" else "pictures"
-    print(f"data: {dataset.source} ({len(dataset.x_test)} test {pictures}, {which})")
+    # A collection's source already counts its pictures ("... (71 pictures)"): the count is said once.
+    counted = f"({len(dataset.x_test)} pictures)" in dataset.source
+    print(f"data: {dataset.source} ({'' if counted else f'{len(dataset.x_test)} test {pictures}, '}{which})")
     common.print_scores(scores["test_accuracy"], scores["test_loss"])
     note = evaluate.seen_in_training_note(run_metrics, dataset)
     if note:

@@ -17,14 +17,17 @@ def add_flags(parser):
 
 def run(args):
     from firstnet import images, model as firstnet_model, plots, predict, runs, runs_table
+    from firstnet.names import shown
 
     files = images.image_files(args.images)
     model_path = runs.resolve_model(args.model)
-    model = firstnet_model.load_model(model_path)
+    # The run's files are checked first (run_files.py): a damaged metrics.json is one line before any model loads.
     run_metrics = runs.read_metrics(model_path.parent)
+    model = firstnet_model.load_model(model_path)
     # A run of your own pictures: each picture made the way its training pictures were, answered by class name.
     results = predict.predict_files(model, files, run_metrics)
-    names = predict.class_names_of(run_metrics, len(results[0]["probabilities"]))
+    # Names and file names as the terminal should show them (names.py): hidden characters escaped.
+    names = [shown(name) for name in predict.class_names_of(run_metrics, len(results[0]["probabilities"]))]
     width = max(len(name) for name in names)
     # Which model answered comes first: the newest run may be an experiment rather than the lesson's network.
     if not args.json:
@@ -34,7 +37,7 @@ def run(args):
             print(json.dumps({**{key: result[key] for key in ("file", "digit", "label", "probabilities")},
                               "model": str(model_path)}))
             continue
-        print(f"{result['file']}: {result['label']}   (probability {result['probabilities'][result['digit']]:.3f})")
+        print(f"{shown(result['file'])}: {shown(result['label'])}   (probability {result['probabilities'][result['digit']]:.3f})")
         for name, probability in zip(names, result["probabilities"]):
             print(f"  {name:>{width}}  {probability:6.3f}  {'█' * round(probability * 40)}")
     if args.show_input:

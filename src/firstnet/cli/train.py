@@ -55,7 +55,12 @@ def run(args):
     config.resume = args.resume
     result = train.train(config, data=data, watchers=[progress], figures=figures, timings=timings)
     common.print_scores(result.metrics["test_accuracy"], result.metrics["test_loss"])
-    common.print_saved(result, "firstnet predict YOUR_DIGIT.png", quiet=args.quiet)
+    if result.metrics.get("learned") is False and not result.metrics["interrupted"]:
+        # A run that did not learn says so plainly, and the next step is another recipe, not predicting with it.
+        print(f"this run did not learn: {result.metrics['why']}; {train.TRY_INSTEAD}")
+        common.print_saved(result, "train again with another recipe", quiet=args.quiet)
+    else:
+        common.print_saved(result, "firstnet predict YOUR_DIGIT.png", quiet=args.quiet)
     return common.exit_code(result, "train")
 
 

@@ -99,8 +99,10 @@ def choose_run_data(run_metrics, path=None, *, announce=None):
     that is gone is said in one line through `announce` (default: stderr) before falling back.
     """
     announce = announce or (lambda line: print(line, file=sys.stderr))
+    # Pictures of your own are made as the run's training pictures were (its "preparation"), whatever their size.
+    preparation = (run_metrics or {}).get("preparation")
     if path:
-        return load_path(path, for_scoring=True), "the set you named"
+        return load_path(path, for_scoring=True, preparation=preparation), "the set you named"
     if not run_metrics:
         return load_dataset(announce=announce), "no run record says what it trained on"
     if run_metrics.get("dataset") == "fashion_mnist":
@@ -113,7 +115,7 @@ def choose_run_data(run_metrics, path=None, *, announce=None):
         recorded_path = source
     if recorded_path and os.path.exists(recorded_path):
         try:
-            return load_path(recorded_path, for_scoring=True), OWN_TEST_SET
+            return load_path(recorded_path, for_scoring=True, preparation=preparation), OWN_TEST_SET
         except UserError as error:
             raise UserError(f"{error} (the run was trained on this data; name other data to score it on)") from error
     if recorded_path:
@@ -179,16 +181,17 @@ def download(timeout_seconds=30):
     return validated(x_train, y_train, x_test, y_test, source=f"keras download, cached at {keras_cache_path()}")
 
 
-def load_path(path, origin="--data", *, for_scoring=False):
+def load_path(path, origin="--data", *, for_scoring=False, preparation=None):
     """Load MNIST from a file or folder in one of four formats, chosen by what is there, or your own pictures.
 
     `origin` names where the path came from (the --data flag or the FIRSTNET_DATA variable), so that a
     learner who set the variable long ago is told where the wrong path is set. `for_scoring` says the data is
     to score a trained model: a one-folder set of your own pictures is then scored on every picture.
+    `preparation` (a run's) makes a folder of your own pictures as that run's were (folders.load_class_folders).
     """
     path = pathlib.Path(path).expanduser()
     try:
-        return dataclasses.replace(_load_path(path, origin, for_scoring), path=str(path.resolve()))
+        return dataclasses.replace(_load_path(path, origin, for_scoring, preparation), path=str(path.resolve()))
     except UserError as error:
         if origin == "--data" or str(error).startswith(origin):
             raise
@@ -196,7 +199,7 @@ def load_path(path, origin="--data", *, for_scoring=False):
                         "cache, a download or the bundled digits)") from error
 
 
-def _load_path(path, origin, for_scoring=False):
+def _load_path(path, origin, for_scoring=False, preparation=None):
     if path.is_file():
         return load_npz(path)
     if not path.is_dir():
@@ -214,7 +217,7 @@ def _load_path(path, origin, for_scoring=False):
     if collection.is_collection(path):  # The class's own digits (collection.py): labelled by their digit folders.
         return collection.load_collection(path, for_scoring=for_scoring)
     if folders.is_class_folders(path):
-        return folders.load_class_folders(path, for_scoring=for_scoring)
+        return folders.load_class_folders(path, for_scoring=for_scoring, preparation=preparation)
     raise UserError(
         f"{origin} {path}: found no MNIST here; expected mnist.npz, LeCun's IDX files (train-images-idx3-ubyte...), "
         "training/ and testing/ PNG folders, mnist_train.csv and mnist_test.csv, or your own pictures in one folder "

@@ -15,6 +15,7 @@ import os
 import pathlib
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import zipfile
@@ -134,6 +135,7 @@ class Collection:
         # not to: the rename keeps every file whole either way, the sync only guards against a power cut.
         self.sync = sync
         self.lock = threading.Lock()
+        self.tidied = False
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"{self.root}: is a file, not a folder; name a folder for the collection")
         if self.root.is_dir() and not is_collection(self.root):
@@ -141,10 +143,19 @@ class Collection:
                 raise UserError(f"{self.root}: holds other files than a collection's; name an empty or new folder")
 
     def ensure(self):
-        """Make the folder and its marker on the first picture, so that merely serving the page creates nothing."""
+        """Make the folder and its marker on the first picture, so that merely serving the page creates nothing.
+
+        The first write also removes what a killed write left (half-written temporaries, files.remove_leftovers):
+        under the lock, so no write of this collection is under way.
+        """
         if not is_collection(self.root):
             self.root.mkdir(parents=True, exist_ok=True)
             files.write_text(self.root / MARKER, "firstnet class collection: <digit>/<id>.png, originals in .originals/\n")
+        if not self.tidied:
+            for folder in [self.root, self.root / ORIGINALS, *(self.root / label for label in DIGITS)]:
+                if folder.is_dir() and not folder.is_symlink():
+                    files.remove_leftovers(folder)
+            self.tidied = True
 
     def find(self, item_id):
         """The (label, path) of a picture by id, or None (a link in its place is not a picture the collection wrote)."""
@@ -373,13 +384,17 @@ def _picture_from_entry(data, name):
 def read_pictures(root):
     """Every picture of a collection: images (n, 28, 28) uint8, labels (n,) uint8 and ids, in id order per digit."""
     root = pathlib.Path(root)
-    images, labels, ids = [], [], []
+    images, labels, ids, links = [], [], [], []
     for label in DIGITS:
         folder = root / label
+        if folder.is_symlink():
+            links.append(folder)
         if not folder.is_dir() or folder.is_symlink():
             continue
         for path in sorted(folder.iterdir()):
             # A link could point anywhere on the computer: a collection only ever holds the files it wrote.
+            if path.is_symlink():
+                links.append(path)
             if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith(".") or path.is_symlink():
                 continue
             try:
@@ -394,6 +409,8 @@ def read_pictures(root):
             images.append(pixels)
             labels.append(int(label))
             ids.append(path.stem)
+    if links:
+        print(f"firstnet: {files.links_note(links)}", file=sys.stderr)
     if not images:
         raise UserError(f"{root}: the collection is empty; add pictures on the page (`firstnet serve --collection "
                         f"{root}`) first")

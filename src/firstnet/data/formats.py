@@ -2,12 +2,14 @@
 
 import gzip
 import pathlib
+import sys
 import warnings
 import zipfile
 
 import numpy as np
 
 from firstnet.errors import UserError, first_line
+from firstnet.files import files_inside, links_note
 from firstnet.data.arrays import IMAGE_SIZE, MNIST_ARRAYS, NUM_CLASSES, validated
 from firstnet.data.unpacked import kept_unpacked
 
@@ -81,6 +83,8 @@ def _read_maybe_gzip(path):
 def _idx_array(folder, stem, magic, item_shape):
     candidates = [folder / stem, folder / f"{stem}.gz"]
     found = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if found is not None and found.is_symlink():
+        raise UserError(f"{found}: is a link; firstnet reads only the files inside a folder (copy the file instead)")
     if found is None:
         raise UserError(f"{folder}: missing {stem} (or {stem}.gz); LeCun's MNIST has four IDX files, all are needed")
     raw = _read_maybe_gzip(found)
@@ -111,16 +115,20 @@ def _png_split(split_folder):
 
     if not split_folder.is_dir():
         raise UserError(f"{split_folder}: missing; a PNG MNIST folder has training/<label>/<n>.png and testing/<label>/<n>.png")
-    entries = []
+    entries, links = [], [entry for entry in split_folder.iterdir() if entry.is_symlink()]
     for label_folder in split_folder.iterdir():
-        if not label_folder.is_dir():
+        if not label_folder.is_dir() or label_folder.is_symlink():
             continue
         if label_folder.name not in [str(digit) for digit in range(NUM_CLASSES)]:
             raise UserError(f"{label_folder}: label folders must be named 0 to 9")
-        for file in label_folder.glob("*.png"):
+        found, linked = files_inside(label_folder)
+        links += linked
+        for file in (file for file in found if file.suffix == ".png"):
             if not file.stem.isdigit():
                 raise UserError(f"{file}: PNG files must be named by their original index, like 123.png")
             entries.append((int(file.stem), int(label_folder.name), file))
+    if links:
+        print(f"firstnet: {links_note(links)}", file=sys.stderr)
     if not entries:
         raise UserError(f"{split_folder}: no PNG files found under its 0..9 folders")
     entries.sort()
@@ -131,7 +139,7 @@ def _png_split(split_folder):
     images = np.empty((len(entries), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     for row, (_, _, file) in enumerate(entries):
         try:
-            with Image.open(file) as image:
+            with Image.open(file, formats=("PNG",)) as image:
                 pixels = np.asarray(image.convert("L"))
         except Exception as error:
             raise UserError(f"{file}: not a readable PNG ({first_line(error)})") from error
@@ -152,6 +160,8 @@ def load_png_folder(folder):
 def _csv_split(file):
     if not file.is_file():
         raise UserError(f"{file}: missing; a CSV MNIST folder has mnist_train.csv and mnist_test.csv")
+    if file.is_symlink():
+        raise UserError(f"{file}: is a link; firstnet reads only the files inside a folder (copy the file instead)")
     with open(file, "r", encoding="utf-8-sig", errors="replace") as stream:
         opening_line = stream.readline()
     # A header names its columns ("label,1x1,..."); a digit's row starts with its label. Looking at the first

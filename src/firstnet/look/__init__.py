@@ -4,12 +4,11 @@ Each idea has a file of its own here: representation.py, mistakes.py, toy.py, we
 computes them all for one run and writes their figures and look.json into the run folder.
 """
 
-import json
 import pathlib
 
 import numpy as np
 
-from firstnet import evaluate, files, model as firstnet_model, plots, runs
+from firstnet import evaluate, files, model as firstnet_model, plots, run_files, runs
 from firstnet.data import load_run_data, prepare_images
 from firstnet.errors import UserError
 from firstnet.look.mistakes import mistakes_figure, worst_mistakes
@@ -40,10 +39,9 @@ FIGURES = {
 def find_run(run_dir=None, root=runs.DEFAULT_RUNS_ROOT):
     """The run folder to look into: the one named, else the newest finished run under `root`."""
     if run_dir is None:
-        found = runs.list_runs(root)
-        if not found:
+        if not runs.list_runs(root):
             raise UserError(f"no finished run in {root}/; train one with `firstnet train`, or pass RUN_DIR")
-        return found[-1][0]
+        return runs.latest_run(root)
     run_dir = pathlib.Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder; `firstnet runs` lists them, `firstnet train` makes one")
@@ -61,7 +59,7 @@ def look(run_dir=None, data=None, data_path=None, root=runs.DEFAULT_RUNS_ROOT, s
     run_dir = find_run(run_dir, root)
     model = firstnet_model.load_model(run_dir / "model.keras")
     metrics = runs.read_metrics(run_dir) or {}
-    history = _read_json(run_dir / "history.json") or {}
+    history = run_files.read_history(run_dir) or {}
     # The run's own test digits, unless other data is named: scoring on digits it trained on would flatter it.
     data = data or load_run_data(metrics, data_path)
     if firstnet_model.model_family(model) == "convnet" or data.dataset != "mnist":
@@ -119,13 +117,6 @@ def look(run_dir=None, data=None, data_path=None, root=runs.DEFAULT_RUNS_ROOT, s
         plots.save_figure(figure, run_dir / FIGURES[name])
     files.write_json(run_dir / "look.json", summary)
     return summary
-
-
-def _read_json(path):
-    try:
-        return json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def format_summary(summary):

@@ -9,7 +9,6 @@ too many at once, 503 while there is no model to score or fine-tune. Who may cal
 import io
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import threading
@@ -297,7 +296,7 @@ class FineTuner:
         with self.lock:
             if self.state == "running":
                 return False
-            self.run_dir = runs.new_run_dir(root=runs_root)
+            self.run_dir = runs.reserve_run_dir(root=runs_root)
             self.state, self.message, self.epoch, self.epochs, self.result = "running", "starting", 0, None, None
             # The page's training child (web/live_child.py): it reports the loop's own events, one JSON a line.
             command = [sys.executable, "-m", "firstnet.web.live_child", "finetune", str(from_run), str(folder),
@@ -327,8 +326,7 @@ class FineTuner:
         code = process.wait()
         metrics = runs.read_metrics(run_dir) if code == 0 else None
         if metrics is None:
-            if pathlib.Path(run_dir).is_dir() and not any(pathlib.Path(run_dir).iterdir()):
-                pathlib.Path(run_dir).rmdir()
+            runs.release_reserved(run_dir)
             self._finish("failed", f"fine-tuning failed: {last[-1] if last else f'exit code {code}'}")
             return
         try:

@@ -65,7 +65,7 @@ class Session:
                 raise Busy("a model is already training: watch it (GET /api/train/events) or stop it "
                            "(POST /api/train/stop) first")
             self._reap()
-            run_dir = runs.new_run_dir(root=self.runs_root)
+            run_dir = runs.reserve_run_dir(root=self.runs_root)
             command = [sys.executable, "-m", "firstnet.web.live_child", knobs.model_dump_json(), str(run_dir)]
             if self.data:
                 command.append(str(self.data))
@@ -182,8 +182,7 @@ class Session:
                 state, message = "failed", f"trained, but the model could not be loaded: {error}"
                 final = {"kind": "failed", "text": message, "run": trained["run"]}
         else:
-            if run_dir.is_dir() and not any(run_dir.iterdir()):
-                run_dir.rmdir()
+            runs.release_reserved(run_dir)
             if self.stop_asked and failure is None:
                 state, message = "stopped", "stopped before training began; nothing was saved"
             elif self.closing:

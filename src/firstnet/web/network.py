@@ -29,6 +29,7 @@ class Network:
         # A run of other pictures than digits prepares a picture as its training pictures were (predict.py), and
         # answers with its class names; a convnet has no hidden dense units to show.
         self.shape = predict.picture_shape(self.metrics)
+        self.paper_removed = predict.paper_removed(self.metrics)
         self.class_names = predict.class_names_of(self.metrics, int(model.outputs[0].shape[-1]))
         if self.hidden_weights is not None and self.hidden_weights.shape[0] != images.FIELD * images.FIELD:
             self.hidden_weights = self.hidden_biases = None
@@ -48,6 +49,9 @@ class Network:
             "class_names": self.class_names,
             "data_source": self.metrics.get("data_source"),
             "finished_at": self.metrics.get("finished_at"),
+            # A run that did not learn (train.learning_verdict) says so on the page as on the terminal.
+            "learned": self.metrics.get("learned"),
+            "why": self.metrics.get("why"),
         }
 
     def probabilities(self, prepared):
@@ -64,7 +68,7 @@ class Network:
         if self.shape is not None:
             from firstnet.data import folders
 
-            prepared = folders.prepare_picture(image, self.shape)
+            prepared = folders.prepare_picture(image, self.shape, self.paper_removed)
         else:
             prepared = images.prepare_image(image)
         probabilities = self.probabilities(prepared)
@@ -124,7 +128,11 @@ def load_network(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT):
     from firstnet import model as firstnet_model
 
     if model_path is None:
-        if not runs.list_runs(runs_root):
+        # The newest finished run (runs.latest_run): never a run stopped by Ctrl-C or a notebook's experiment, and a
+        # damaged run folder is skipped with a note; with none, the page starts without a model.
+        try:
+            model_path = runs.latest_run(runs_root)
+        except UserError:
             return None
     path = runs.resolve_model(model_path, root=runs_root)
     return Network(firstnet_model.load_model(path), path)
