@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from firstnet import cli, collection, files, images, kit, names, runs
+from firstnet import cli, files, images, kit, names, runs
+from firstnet.data import collection
 from firstnet.data import folders, formats
 from firstnet.errors import UserError
 

@@ -128,7 +128,7 @@ def test_compiled_loop_matches_model_fit_on_colour_and_other_sizes(mnist, shape)
 
 
 def test_evaluate_on_a_collection_says_its_count_once(mnist, mnist_run, tmp_path, capsys):
-    from firstnet import collection
+    from firstnet.data import collection
 
     store = collection.Collection(tmp_path / "ours")
     for digit, label in zip(mnist.x_test[:30], mnist.y_test[:30]):
