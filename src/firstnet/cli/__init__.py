@@ -115,6 +115,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"\nfirstnet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # Before OSError, whose subclass it is.
+        # Whoever read the output stopped early (`firstnet explore --index 0 | head`): stop quietly, as Unix
+        # tools do, and keep Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as error:
         if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM) or args.debug:
             raise
@@ -123,11 +128,6 @@ def main(argv=None):
               "firstnet from a folder you can write to, or name another with --out / --run-dir / --root",
               file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        # Whoever read the output stopped early (`firstnet explore --index 0 | head`): stop quietly, as Unix
-        # tools do, and keep Python from complaining again when it flushes stdout at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
     return code or 0
 
 
