@@ -271,6 +271,6 @@ def train(config=None, data=None, watchers=()):
                   "confusion": firstnet_evaluate.confusion_matrix(data.y_test, scores["probabilities"].argmax(axis=1)),
                   "seconds": time.perf_counter() - started}
         model = to_keras_model(params, rmsprop_state, learning_rate=learning_rate)
-        metrics = train.run_metrics(config, seed, data, fitted, scores, model=model, backend="numpy-scratch")
+        metrics = keras_train.run_metrics(config, seed, data, fitted, scores, model=model, backend="numpy-scratch")
         runs.save_run(run_dir, model, fitted.history, metrics)
     return keras_train.TrainResult(run_dir=run_dir, model=model, history=fitted.history, metrics=metrics)
