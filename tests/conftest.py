@@ -40,11 +40,21 @@ BACKEND_FREE = {
 }
 
 
+# Fixtures that train a network, write a whole MNIST in another format, or start a server or a browser. A test that
+# uses one is `slow` whatever its own time, since the fixture's cost falls on whichever test asks for it first. With
+# the tests marked by hand (each took over a second in a whole run, measured with --durations=0), they are what the
+# quick command, python -m pytest -m "not slow and not browser and not notebook", leaves out.
+SLOW_FIXTURES = {"trained_run", "looked", "convnet_run", "scratch_run", "cli_run", "partly_trained", "uninterrupted",
+                 "word_set", "csv_folders", "png_folder", "server", "served", "empty_server", "api_schema", "browser"}
+
+
 def pytest_collection_modifyitems(config, items):
     # CI runs the suite once per backend (.ci/run): each test runs everywhere unless it is about one backend.
     for item in items:
         if item.path.name not in BACKEND_FREE:
             item.add_marker(pytest.mark.keras)
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
         marker = item.get_closest_marker("backend")
         if marker is not None and BACKEND not in marker.args:
             item.add_marker(pytest.mark.skip(reason=f"about Keras on {' or '.join(marker.args)}; "

@@ -61,6 +61,7 @@ def test_a_model_saved_on_any_backend_loads_on_every_other(mnist, tmp_path):
             assert line == f"test_acc: {accuracy:.4f}", f"a {saved_on} model scored on {backend}"
 
 
+@pytest.mark.slow
 def test_a_model_that_cannot_load_says_why_in_one_line(tmp_path):
     import zipfile
 
@@ -73,6 +74,7 @@ def test_a_model_that_cannot_load_says_why_in_one_line(tmp_path):
     assert "cannot load this model safely" in done.stderr and "train a new one" in done.stderr
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_on_this_backend(tmp_path):
     # Whatever the backend, a mistake is one line: no start-up log lines from the backend before it.
     done = run_firstnet("evaluate", tmp_path / "missing", cwd=tmp_path)

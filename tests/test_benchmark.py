@@ -27,6 +27,7 @@ def run_peer(script, mnist_path, *flags, env=None):
     return run.read_result(done.stdout)
 
 
+@pytest.mark.slow
 def test_numpy_peer_prints_its_result_line(mnist_path):
     result = run_peer("numpy_loop.py", mnist_path)
     assert result["fit_seconds"] > 0 and 0.0 <= result["test_accuracy"] <= 1.0
@@ -34,6 +35,7 @@ def test_numpy_peer_prints_its_result_line(mnist_path):
     assert result["test_accuracy"] > 0.3
 
 
+@pytest.mark.slow
 def test_seed_script_runs_on_keras_with_jax(mnist_path):
     result = run_peer("seed_keras.py", mnist_path, env={"KERAS_BACKEND": "jax"})
     assert result["backend"] == "jax"

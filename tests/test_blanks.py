@@ -67,6 +67,7 @@ def test_a_width_too_small_is_refused():
         blanks.batch_columns(used, 32)
 
 
+@pytest.mark.slow
 def test_skipped_blanks_give_the_full_products_loss_and_gradients(mnist):
     import jax
     from jax import numpy as jnp

@@ -68,6 +68,7 @@ def test_unknown_command(capsys):
     assert "invalid choice: 'zzzz'" in line and "did you mean" not in line  # Nothing close: no guess.
 
 
+@pytest.mark.slow
 def test_a_validation_split_that_leaves_nothing_to_train_is_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # The full MNIST keeps floor(60000 * 0.0001) = 6 digits to train on: a tiny run, but a run.
@@ -151,6 +152,7 @@ def test_predict_without_any_run(capsys, tmp_path, monkeypatch, reference):
     assert "no trained model in runs/; run `firstnet train` first" in line
 
 
+@pytest.mark.slow
 def test_errors_end_to_end_in_a_subprocess(tmp_path):
     (tmp_path / "model.keras").write_bytes(os.urandom(1000))
     for args in (["evaluate", tmp_path / "model.keras"], ["train", "--epochs", "abc"]):
@@ -229,6 +231,7 @@ def test_explore_index_prints_the_pixels(capsys, reference):
     assert np.array_equal(pixels, reference["x_train"][7])
 
 
+@pytest.mark.slow
 def test_show_writes_a_png(capsys, tmp_path, reference):
     out = tmp_path / "digit.png"
     assert firstnet("show", "4", "--out", out) == 0
@@ -271,6 +274,7 @@ def test_show_grid_prints_text(capsys, reference):
     assert np.array_equal(drawn, ink)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["show", "0", "--grid", "5x5"], ["show", "0", "--grid", "3x12"], ["show", "7"],
                                   ["tensors"]])
 def test_output_fits_80_columns(capsys, args):

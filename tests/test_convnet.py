@@ -13,6 +13,7 @@ from firstnet import cli, model as firstnet_model, train
 pytestmark = pytest.mark.backend("jax")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("padding, channels", [((0, 0), 1), ((1, 1), 3)])
 def test_convolutions_as_products_equal_jax_convolutions_and_their_gradients(padding, channels):
     import jax
@@ -39,6 +40,7 @@ def test_convolutions_as_products_equal_jax_convolutions_and_their_gradients(pad
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_build_model_keeps_the_tutorial_and_adds_the_convnet():
     assert firstnet_model.build_model(hidden_units=512).count_params() == 784 * 512 + 512 + 5130
     convnet = firstnet_model.build_model("convnet", (28, 28), 10)
@@ -66,6 +68,7 @@ def test_the_convnet_trains_on_real_mnist_fast_and_well(convnet_run):
     assert "convolutions as matrix products" in metrics["speedups"] and not metrics["fallbacks"]
 
 
+@pytest.mark.slow
 def test_the_recipe_passes_99_2_percent_on_the_full_mnist(mnist, tmp_path):
     # The lesson's promise, on all 60,000 training digits: seeds 0, 1 and 2 reached 0.9928, 0.9927 and 0.9933
     # (benchmarks/CONVNET.md, which also times it against its peers). Seed 0 is checked here, in seconds, not timed.
@@ -107,6 +110,7 @@ def test_every_command_takes_a_convnet_run(convnet_run, mnist, tmp_path, capsys)
     assert answered["label"] == "7" and answered["hidden"] == [] and page.info()["model"] == "convnet"
 
 
+@pytest.mark.slow
 def test_convolutions_that_cannot_be_rewritten_fall_back_to_xla_s_own(mnist, tmp_path, monkeypatch):
     from firstnet.loops.speedups import convolutions
 
@@ -125,6 +129,7 @@ def test_convolutions_that_cannot_be_rewritten_fall_back_to_xla_s_own(mnist, tmp
     assert metrics["epochs_completed"] == 1 and 0.0 <= metrics["test_accuracy"] <= 1.0
 
 
+@pytest.mark.slow
 def test_a_convnet_run_resumes_to_the_same_numbers(mnist, tmp_path):
     subset = dataclasses.replace(mnist, x_train=mnist.x_train[:1024], y_train=mnist.y_train[:1024],
                                  x_test=mnist.x_test[:500], y_test=mnist.y_test[:500])

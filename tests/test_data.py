@@ -174,6 +174,7 @@ def test_copies_of_deleted_files_are_removed_when_a_new_copy_is_made(tmp_path, c
     assert holds_block(data.load_mnist(str(kept)), reference, 100)
 
 
+@pytest.mark.slow
 def test_the_bundled_digits_are_split_once_then_read_from_their_copy(cache, monkeypatch):
     first = data.load_bundled_subset()
     assert len(list(cache.glob("*.npz"))) == 1

@@ -29,6 +29,7 @@ def train_on(devices, loop, batch_size, data, folder):
 # Batches of 100 split unevenly across 3 devices (padded to 102, the extra places weighing nothing) and 128 across 3
 # too; 60,000 digits in 128s end with a batch of 96. The compiled loop shuffles the same way on any number of devices;
 # model.fit's padded batches are shuffled by firstnet instead of by fit, so only its accuracy is the same kind.
+@pytest.mark.slow
 @pytest.mark.parametrize("loop, batch_size, device_counts", [("compiled", 100, ("3", "all")), ("fit", 128, ("2", "3"))])
 def test_several_devices_train_as_one_does(mnist_path, tmp_path, loop, batch_size, device_counts):
     one = train_on("1", loop, batch_size, mnist_path, tmp_path / "one")
@@ -45,6 +46,7 @@ def test_several_devices_train_as_one_does(mnist_path, tmp_path, loop, batch_siz
             assert abs(many["test_loss"] - one["test_loss"]) <= 1e-3 * one["test_loss"]
 
 
+@pytest.mark.slow
 def test_too_many_devices_is_one_line(tmp_path):
     done = run_firstnet("train", "--devices", "8", "--epochs", "1", cwd=tmp_path, env=FOUR_DEVICES)
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
@@ -52,6 +54,7 @@ def test_too_many_devices_is_one_line(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_several_devices_need_jax(tmp_path):
     script = ("import os, sys\n"
               "os.environ['KERAS_BACKEND'] = 'numpy'\n"
@@ -80,6 +83,7 @@ print(jax.device_count(), jax.local_device_count(), gathered.ravel().tolist(), f
 """
 
 
+@pytest.mark.slow
 def test_two_processes_on_this_computer_join_through_keras_distribution_initialize():
     # Keras's multi-host entry point, on CPUs: two processes on 127.0.0.1 become one set of two devices, and a
     # collective between them works (JAX's gloo). firstnet's --devices does not use it yet (README).

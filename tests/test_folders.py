@@ -75,6 +75,7 @@ def test_both_models_train_on_the_word_set_and_record_its_names(word_set, tmp_pa
         assert metrics["image_shape"] == [28, 28] and metrics["dataset"] == "folders"
 
 
+@pytest.mark.slow
 def test_a_colour_set_of_another_size_stays_colour_and_trains(tmp_path, mnist):
     write_class_folders(tmp_path / "set" / "train", mnist.x_train[:3000], mnist.y_train[:3000], convert=colour)
     write_class_folders(tmp_path / "set" / "test", mnist.x_test[:500], mnist.y_test[:500], convert=colour)
@@ -93,6 +94,7 @@ def test_a_colour_set_of_another_size_stays_colour_and_trains(tmp_path, mnist):
     assert metrics["test_accuracy"] >= 0.88 and metrics["image_shape"] == [36, 36, 3]
 
 
+@pytest.mark.slow
 def test_explore_and_show_read_any_set_with_its_class_names(tmp_path, mnist, capsys):
     write_class_folders(tmp_path / "set" / "train", mnist.x_train[:200], mnist.y_train[:200], convert=colour)
     write_class_folders(tmp_path / "set" / "test", mnist.x_test[:100], mnist.y_test[:100], convert=colour)
@@ -120,6 +122,7 @@ def test_explore_and_show_read_any_set_with_its_class_names(tmp_path, mnist, cap
     assert len(error) == 1 and "36x36 colour" in error[0] and "firstnet explore" in error[0]
 
 
+@pytest.mark.slow
 def test_one_folder_layout_holds_out_a_fifth_and_evaluate_scores_all(tmp_path, mnist):
     write_class_folders(tmp_path / "flat", mnist.x_test[:500], mnist.y_test[:500])
     for_training = mnist_data.load_path(tmp_path / "flat")

@@ -34,6 +34,7 @@ def normalised(requirements):
 
 
 # The kit is firstnet's default install (JAX): built once per CI pass that tests JAX, not again under each backend.
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 def test_the_kit_installs_firstnet_and_mnist_with_no_index_in_a_fresh_venv(tmp_path, mnist):
     kit = tmp_path / "usb"
@@ -70,6 +71,7 @@ def test_the_kit_installs_firstnet_and_mnist_with_no_index_in_a_fresh_venv(tmp_p
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
+@pytest.mark.slow
 def test_firstnets_wheel_declares_every_dependency_of_pyproject(tmp_path):
     assert cli.main(["kit", str(tmp_path / "quick"), "--no-deps"]) == 0
     (wheel,) = (tmp_path / "quick" / "wheels").glob("firstnet-*.whl")

@@ -371,6 +371,7 @@ def test_the_watcher_blocks_while_paused_and_stop_interrupts_between_batches(mni
     watcher(Event("epoch_begin", epoch=1, epochs=1, steps=10))
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_data_path_that_is_not_there(tmp_path):
     from conftest import run_firstnet
 
@@ -379,6 +380,7 @@ def test_serve_refuses_a_data_path_that_is_not_there(tmp_path):
     assert "--data" in result.stderr and "no such file or folder" in result.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_server_at_once_even_with_a_viewer_following_the_stream(tmp_path):
     """A projector left open follows run after run; the server must not wait for its stream to end."""
     import signal

@@ -160,6 +160,7 @@ def test_replay_starts_from_the_runs_own_weights_and_follows_its_first_epoch(loo
     assert all(weight["initial"] != weight["after_epoch1"] for weight in training["tracked_weights"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run_loop", ["fit", "compiled", "scratch"])
 def test_replay_records_every_step_from_the_seeded_initial_weights(mnist, run_loop):
     from firstnet import scratch
@@ -183,6 +184,7 @@ def test_replay_records_every_step_from_the_seeded_initial_weights(mnist, run_lo
         assert replay.weights[0, column] == fresh[look.TRACKED_PIXEL, unit]
 
 
+@pytest.mark.slow
 def test_look_at_a_scratch_run_replays_it_with_the_numpy_twin(mnist, tmp_path):
     from firstnet import scratch, train
 

@@ -50,6 +50,7 @@ def run_compiled(model, data, config, seed, **options):
 SCHEDULES = [{}, {"learning_rate": 0.004, "schedule": "cosine", "decay_steps": 16}]
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=["constant", "cosine"])
 def test_compiled_loop_matches_model_fit_step_for_step(mnist, schedule):
@@ -75,6 +76,7 @@ def test_compiled_loop_matches_model_fit_step_for_step(mnist, schedule):
         np.testing.assert_allclose(np.asarray(found.numpy()), np.asarray(expected.numpy()), rtol=1e-3, atol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 def test_skipping_blank_pixels_trains_the_same_network(mnist, monkeypatch):
     # The same three shuffled epochs three ways: blank pixels skipped at the usual widths, at each epoch's exact
@@ -110,6 +112,7 @@ def test_skipping_blank_pixels_trains_the_same_network(mnist, monkeypatch):
             np.testing.assert_allclose(history[key], full_history[key], rtol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 def test_pixels_scaled_on_the_device_equal_the_tutorials_float32_division(mnist):
     images = np.concatenate([mnist.x_train, mnist.x_test]).reshape(70000, -1)
@@ -118,6 +121,7 @@ def test_pixels_scaled_on_the_device_equal_the_tutorials_float32_division(mnist)
     assert np.array_equal(np.asarray(on_device), mnist_data.prepare_images(images))
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 def test_same_seed_same_numbers_whatever_the_reporting_rate(mnist, tmp_path):
     # Steps reported every 4 batches (19 a epoch: calls of 4) or every 50 (one call an epoch): the same program.
@@ -140,6 +144,7 @@ def test_same_seed_same_numbers_whatever_the_reporting_rate(mnist, tmp_path):
     assert [event.step for event in many.events if event.kind == "step" and event.epoch == 1] == [steps]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loop", [pytest.param("compiled", marks=pytest.mark.backend("jax")), "fit"])
 def test_both_loops_tell_the_same_events(mnist, loop):
     data = small_mnist(mnist, 1100)
@@ -165,6 +170,7 @@ def test_both_loops_tell_the_same_events(mnist, loop):
     assert recorder.events[0].facts == {"loop": loop}
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 def test_both_loops_reach_the_same_accuracy(mnist):
     # The same lesson by both loops from the same seeds: the same initial weights, other shuffles, the same kind of
@@ -210,6 +216,7 @@ def bind_signature_changed(monkeypatch):
     monkeypatch.setattr(retrace, "_evaluate", changed)
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 @pytest.mark.parametrize("moved", [jax_extend_moved, make_jaxpr_raises, bind_signature_changed],
                          ids=["jax.extend", "make_jaxpr", "bind"])
@@ -230,6 +237,7 @@ def test_moved_jax_internals_fall_back_to_the_public_compiled_loop(mnist, tmp_pa
     assert metrics["train_loss"] == pytest.approx(reference["train_loss"], rel=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 def test_a_compiled_loop_that_cannot_compile_falls_back_to_model_fit(mnist, tmp_path, monkeypatch):
     asked_for_fit = train.train(train.TrainConfig(epochs=2, hidden_units=32, seed=3, verbose=0, loop="fit",
@@ -253,6 +261,7 @@ def test_a_compiled_loop_that_cannot_compile_falls_back_to_model_fit(mnist, tmp_
         assert metrics[key] == asked_for_fit[key]
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 def test_scoring_falls_back_to_model_evaluate(mnist, monkeypatch):
     model = seeded_model(0, hidden_units=16)
@@ -270,6 +279,7 @@ def test_scoring_falls_back_to_model_evaluate(mnist, monkeypatch):
     assert found["test_loss"] == pytest.approx(expected["test_loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 def test_other_backends_and_other_compiles_get_model_fit(monkeypatch):
     model = seeded_model(1, hidden_units=16)
@@ -297,6 +307,7 @@ def test_one_validation_split_rule_for_every_loop():
             loops.split_validation(images, labels, fraction)
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_what_was_trained(mnist, monkeypatch):
     data = small_mnist(mnist, 1000)
     model = seeded_model(4, hidden_units=16)
@@ -326,6 +337,7 @@ def run_cli_with_jax_internals_moved(*args):
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 def test_train_ends_at_the_tutorials_accuracy_with_jax_internals_moved(tmp_path):
     import json
@@ -341,6 +353,7 @@ def test_train_ends_at_the_tutorials_accuracy_with_jax_internals_moved(tmp_path)
     assert metrics["fallbacks"] and metrics["fallbacks"][0].startswith("speed-ups off (")
 
 
+@pytest.mark.slow
 def test_loop_fit_is_the_tutorials_model_fit_from_the_cli(tmp_path):
     import json
 

@@ -45,6 +45,7 @@ def lambda_model_file(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_unsafe_model_is_refused(tmp_path):
     path = lambda_model_file(tmp_path)
     with pytest.raises(UserError) as caught:
@@ -111,6 +112,7 @@ def test_cosine_schedule_falls_from_the_learning_rate_to_zero():
         firstnet_model.make_optimizer("rmsprop", schedule="cosine")
 
 
+@pytest.mark.slow
 def test_the_convnet_learns_and_reloads_on_every_backend(tmp_path, mnist):
     # On torch and TensorFlow the convnet trains through Keras's own model.fit (the compiled loop is JAX's): a
     # small set and two epochs show that it learns there too and that its saved model answers the same.

@@ -88,6 +88,7 @@ def test_gradients_match_central_finite_differences_in_float64(mnist):
         assert relative_error(gradients[name], numeric) < 1e-6, name
 
 
+@pytest.mark.slow
 def test_loss_and_gradients_match_keras_autodiff(mnist):
     images, targets = real_batch(mnist, 128)
     params = scratch.init_params(np.random.default_rng(2))
@@ -104,6 +105,7 @@ def test_loss_and_gradients_match_keras_autodiff(mnist):
 
 # Keras on TensorFlow computes this loss from the logits under the softmax, where it finds them, so it clips
 # nothing: there the twin's (and JAX's and torch's) clipped loss is not TensorFlow's, by design of each.
+@pytest.mark.slow
 @pytest.mark.backend("jax", "torch")
 def test_gradients_match_keras_where_its_probability_clipping_is_active(mnist):
     """With huge output weights some true-digit probabilities fall below 1e-7 or above 1 - 1e-7: Keras clips them."""
@@ -123,6 +125,7 @@ def test_gradients_match_keras_where_its_probability_clipping_is_active(mnist):
         np.testing.assert_allclose(gradients[name], keras_gradients[name], rtol=1e-4, atol=1e-5 * scale, err_msg=name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("learning_rate", [None, 0.01])
 def test_rmsprop_steps_match_keras_rmsprop(learning_rate):
     rng = np.random.default_rng(5)
@@ -234,6 +237,7 @@ def test_scratch_run_folder_is_what_train_writes(scratch_run, trained_run, mnist
     assert scores["test_loss"] == pytest.approx(metrics["test_loss"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_cli_scratch_same_seed_same_metrics_with_validation(tmp_path):
     outputs, metrics = [], []
     for attempt in ("first", "second"):
@@ -254,6 +258,7 @@ def test_cli_scratch_same_seed_same_metrics_with_validation(tmp_path):
     assert history["val_accuracy"][0] > 0.9
 
 
+@pytest.mark.slow
 def test_cli_scratch_refuses_other_optimizers_without_a_traceback(tmp_path):
     result = run_firstnet("scratch", "--optimizer", "adam", "--epochs", "1", cwd=tmp_path)
     assert result.returncode == 2

@@ -44,6 +44,7 @@ def test_cache_folder_must_be_private_and_writable(tmp_path):
     assert not files.private_writable_folder(shared)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("setting", ["unusable", "off"])
 def test_training_works_when_the_cache_cannot_be_used(setting, mnist_path, tmp_path):
     blocker = tmp_path / "a-file"
@@ -75,6 +76,7 @@ def test_the_cache_is_kept_off_where_jax_would_log_each_load():
     assert not startup.cache_is_quiet("dev")
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 @pytest.mark.skipif(not startup.cache_is_quiet(importlib.metadata.version("jax")),
                     reason="JAX before 0.10 logs each cache load on stderr, so firstnet keeps the cache off there")
@@ -114,6 +116,7 @@ def python_lines(script):
     return done.stdout.splitlines()
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 def test_lean_import_leaves_out_optional_packages_only_while_keras_imports():
     script = (
@@ -127,6 +130,7 @@ def test_lean_import_leaves_out_optional_packages_only_while_keras_imports():
     assert python_lines(script) == ["False False False jax", "sklearn pandas"]
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 def test_lean_import_falls_back_to_a_whole_import_if_keras_needs_a_hidden_package():
     # Pretend Keras needed one of the hidden packages (here: jax itself, which it cannot do without).
@@ -147,6 +151,7 @@ def test_lean_import_falls_back_to_a_whole_import_if_keras_needs_a_hidden_packag
     assert reason.startswith("lean Keras import off (ImportError: ") and "hidden while keras imports" in reason
 
 
+@pytest.mark.slow
 def test_cli_run_has_its_figures_drawn_by_the_helper(tmp_path):
     done = run_firstnet("train", "--epochs", "1", "--quiet", "--seed", "0", "--run-dir", tmp_path / "run")
     assert done.returncode == 0, done.stderr
@@ -167,6 +172,7 @@ def saved_run(tmp_path, figures):
     return run_dir, metrics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", ["cannot start", "crashes"])
 def test_figures_are_drawn_here_when_the_helper_fails(failure, tmp_path, monkeypatch):
     if failure == "cannot start":
@@ -181,6 +187,7 @@ def test_figures_are_drawn_here_when_the_helper_fails(failure, tmp_path, monkeyp
         assert (run_dir / name).is_file()
 
 
+@pytest.mark.slow
 def test_helper_draws_what_it_is_asked(tmp_path):
     helper = startup.FigureHelper()
     (tmp_path / "run").mkdir()

@@ -63,6 +63,7 @@ def _parse_index(text):
     return tuple(parts)
 
 
+@pytest.mark.slow
 def test_each_glimpse_is_the_indexing_it_claims(found):
     assert tensors.glimpse(found["scalar"].tensor) == "5"
     for key, example in found.items():
@@ -114,6 +115,7 @@ def test_clips_refuse_a_canvas_too_small_to_move_on(mnist):
         tensors.moving_digit_clips(mnist.x_train[:3], 4)
 
 
+@pytest.mark.slow
 def test_cli_prints_the_table_and_saves_figures_and_a_ten_frame_gif(tmp_path):
     out = tmp_path / "figures"
     result = run_firstnet("tensors", "--out", out)

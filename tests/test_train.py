@@ -56,6 +56,7 @@ def test_train_end_to_end_reaches_the_tutorials_accuracy(cli_run):
     assert "Epoch 1/5" in result.stdout and "Epoch 5/5" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra, epochs", [([], 2), (["--epochs", "3"], 3)], ids=["fast", "fast-3-epochs"])
 def test_fast_preset_reaches_the_tutorials_accuracy_sooner(tmp_path, extra, epochs):
     result = run_firstnet("train", "--fast", "--quiet", "--seed", "0", *extra, "--run-dir", "run", cwd=tmp_path)
@@ -122,6 +123,7 @@ def test_evaluate_reloads_the_run_to_the_same_numbers(cli_run):
     assert "confusion matrix" in result.stdout
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(mnist, tmp_path):
     def short_run(seed, name):
         config = train.TrainConfig(epochs=1, seed=seed, run_dir=str(tmp_path / name), verbose=0)
@@ -162,6 +164,7 @@ def read_until(process, pattern, timeout):
 SECOND_EPOCH = {"train": b"Epoch 2/5", "scratch": b"Epoch 2/5"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["train", "scratch"])
 def test_ctrl_c_during_training_still_saves_the_model(tmp_path, command):
     process = subprocess.Popen(
@@ -194,6 +197,7 @@ def test_ctrl_c_during_training_still_saves_the_model(tmp_path, command):
     assert model.count_params() == 784 * 512 + 512 + 512 * 10 + 10
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_the_first_epoch_still_saves_the_model(mnist, tmp_path, recwarn):
     """Ctrl-C before any epoch has ended: the model as initialised is still evaluated and saved, without warnings."""
     starts = []

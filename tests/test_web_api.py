@@ -263,6 +263,7 @@ def test_a_named_model_that_is_missing_is_an_error(tmp_path):
         web_app.create_app(tmp_path / "nowhere")
 
 
+@pytest.mark.slow
 def test_training_at_start_then_predicting_then_training_again(tmp_path, mnist):
     """`firstnet serve --train` with no model: training starts with the server, the page can follow it, then predict."""
     runs_root = tmp_path / "runs"
@@ -287,6 +288,7 @@ def test_training_at_start_then_predicting_then_training_again(tmp_path, mnist):
     assert process.poll() is not None, "the training process outlived the server"
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_busy_port_and_a_bad_port_in_one_line(tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]

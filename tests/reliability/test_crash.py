@@ -75,6 +75,7 @@ def check_invariants(run_dir):
     return "nothing"
 
 
+@pytest.mark.slow
 def test_kill_at_random_moments_never_breaks_a_run(small_mnist, reference, tmp_path):
     reference_dir, seconds = reference
     earlier = tmp_path / "runs" / "earlier"

@@ -118,6 +118,7 @@ def test_a_crash_resumes_from_the_last_checkpoint_exactly(loop, epoch, digits, u
     assert_same_run(uninterrupted[loop], resumed)
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")  # A checkpoint mid-epoch: the compiled loop's.
 def test_changed_data_or_versions_refuse_in_one_line(digits, tmp_path, monkeypatch):
     train.train(recipe(tmp_path, "run", "compiled"), data=digits, watchers=[StopAt(1, 50)])
@@ -135,6 +136,7 @@ def test_changed_data_or_versions_refuse_in_one_line(digits, tmp_path, monkeypat
     assert checkpoints.read_meta(tmp_path / "run")["step"] == 50
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")  # A checkpoint mid-epoch: the compiled loop's.
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "other_format"])
 def test_a_damaged_checkpoint_is_one_line(damage, digits, tmp_path):

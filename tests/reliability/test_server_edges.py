@@ -34,6 +34,7 @@ def test_serve_listens_on_this_computer_only_by_default():
     assert arguments.host == "127.0.0.1"
 
 
+@pytest.mark.slow
 def test_serve_says_so_when_other_computers_can_reach_it(tmp_path):
     # Bound to every address, but only ever asked over 127.0.0.1 (this test sends nothing at all).
     process = subprocess.Popen([sys.executable, "-m", "firstnet", "serve", "--host", "0.0.0.0", "--port", "0",
