@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, needs_full_mnist
 
 BENCHMARKS = REPO / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -108,6 +108,7 @@ def test_firstnet_result_comes_from_metrics_json(tmp_path):
                      "total_seconds": 4.0}
 
 
+@needs_full_mnist
 def test_quick_mode_settings():
     args = run.parse_args(["--quick"])
     assert (args.runs, args.epochs) == (1, 1)

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import needs_full_mnist
 from firstnet import data as mnist_data, evaluate, loops, model as firstnet_model, train
 from firstnet.errors import UserError
 from firstnet.loops import blanks, compiled, events, retrace
@@ -326,6 +327,7 @@ def run_cli_with_jax_internals_moved(*args):
 
 
 @pytest.mark.backend("jax")
+@needs_full_mnist
 def test_train_ends_at_the_tutorials_accuracy_with_jax_internals_moved(tmp_path):
     import json
 
@@ -340,6 +342,7 @@ def test_train_ends_at_the_tutorials_accuracy_with_jax_internals_moved(tmp_path)
     assert metrics["fallbacks"] and metrics["fallbacks"][0].startswith("speed-ups off (")
 
 
+@needs_full_mnist
 def test_loop_fit_is_the_tutorials_model_fit_from_the_cli(tmp_path):
     import json
 

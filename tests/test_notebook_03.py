@@ -6,6 +6,8 @@ import re
 import nbformat
 from nbclient import NotebookClient
 
+from conftest import needs_full_mnist
+
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "03_our_handwriting.ipynb"
 
 
@@ -23,6 +25,7 @@ def test_notebook_is_stored_without_outputs_and_uses_the_library():
         assert call in code, call
 
 
+@needs_full_mnist
 def test_notebook_measures_the_bias_and_fine_tuning_reduces_it(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import lacking
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
@@ -59,8 +61,8 @@ def server(trained_run, tmp_path_factory):
 def browser(tmp_path_factory):
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
-        pytest.fail(f"{' and '.join(missing)} not found: the browser test needs Debian's chromium and chromium-driver "
-                    "(apt-get install chromium chromium-driver; .ci/run installs them)", pytrace=False)
+        lacking(f"{' and '.join(missing)} not found: the browser tests need Debian's chromium and chromium-driver "
+                "(apt-get install chromium chromium-driver; .ci/run installs them)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
