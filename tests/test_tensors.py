@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_firstnet
+from conftest import needs_full_mnist, run_firstnet
 from firstnet import tensors
 
 # The tutorial's table, in MNIST's sizes: (name, ndim, shape).
@@ -116,6 +116,7 @@ def test_clips_refuse_a_canvas_too_small_to_move_on(mnist):
 
 
 @pytest.mark.slow
+@needs_full_mnist
 def test_cli_prints_the_table_and_saves_figures_and_a_ten_frame_gif(tmp_path):
     out = tmp_path / "figures"
     result = run_firstnet("tensors", "--out", out)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BACKEND, run_firstnet
+from conftest import BACKEND, needs_full_mnist, run_firstnet
 from firstnet import model as firstnet_model, train
 
 RUN_FILES = ("model.keras", "history.json", "metrics.json", "curves.png", "confusion.png")
@@ -36,7 +36,7 @@ def assert_valid_png(path):
 
 
 @pytest.fixture(scope="module")
-def cli_run(tmp_path_factory):
+def cli_run(tmp_path_factory, mnist_path):
     """`firstnet train --seed 0` run by a user in a terminal (a subprocess), with the seed recipe."""
     workdir = tmp_path_factory.mktemp("cli_train")
     result = run_firstnet("train", "--seed", "0", "--run-dir", "run", cwd=workdir)
@@ -58,6 +58,7 @@ def test_train_end_to_end_reaches_the_tutorials_accuracy(cli_run):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("extra, epochs", [([], 2), (["--epochs", "3"], 3)], ids=["fast", "fast-3-epochs"])
+@needs_full_mnist
 def test_fast_preset_reaches_the_tutorials_accuracy_sooner(tmp_path, extra, epochs):
     result = run_firstnet("train", "--fast", "--quiet", "--seed", "0", *extra, "--run-dir", "run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

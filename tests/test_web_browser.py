@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import lacking
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
@@ -79,8 +81,8 @@ def chromium(profile):
     """A headless Chromium with a profile (its cookies: a role) of its own."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
-        pytest.fail(f"{' and '.join(missing)} not found: the browser test needs Debian's chromium and chromium-driver "
-                    "(apt-get install chromium chromium-driver; .ci/run installs them)", pytrace=False)
+        lacking(f"{' and '.join(missing)} not found: the browser tests need Debian's chromium and chromium-driver "
+                "(apt-get install chromium chromium-driver; .ci/run installs them)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -119,7 +119,7 @@ def make_kit(folder, *, dependencies=True, announce=print):
         # files deleted since an earlier build would still be, and would reach the laptops.
         copy = pathlib.Path(clean) / "firstnet"
         shutil.copytree(source / "src", copy / "src", ignore=_not_copied)
-        for name in ("pyproject.toml", "README.md", "LICENSE"):
+        for name in ("pyproject.toml", "README.md", "LICENSE", "NOTICE"):
             if (source / name).is_file() and not (source / name).is_symlink():
                 shutil.copy2(source / name, copy / name)
         run_pip(["wheel", "--no-deps", "--quiet", "-w", str(wheels), str(copy)], "building firstnet's wheel")
@@ -158,6 +158,8 @@ def platform_name():
 
 
 def readme(version, wheels, dependencies):
+    from firstnet.data.bundled import MNIST_CREDIT
+
     complete = ("every package firstnet needs" if dependencies else
                 "firstnet's own wheel ONLY (made with --no-deps): install the other packages another way")
     return (f"firstnet classroom kit, for {platform_name()} with Python {version}.\n\n"
@@ -165,4 +167,5 @@ def readme(version, wheels, dependencies):
             "On each laptop, with no network:\n\n"
             "    sh install.sh              # Linux and macOS: firstnet in ~/firstnet/.venv, MNIST in ~/.keras/datasets\n"
             "    powershell -ExecutionPolicy Bypass -File install.ps1   # Windows, for a kit made on Windows\n\n"
-            "then:  . ~/firstnet/.venv/bin/activate && cd ~/firstnet && firstnet train\n")
+            "then:  . ~/firstnet/.venv/bin/activate && cd ~/firstnet && firstnet train\n\n"
+            f"mnist.npz is {MNIST_CREDIT}; firstnet is under the MIT licence.\n")

