@@ -128,8 +128,6 @@ def test_fool_refuses_in_one_line(trained_run, model, mnist, capsys):
     line = one_line_error(firstnet("fool", trained_run.run_dir, "--index", misread, "--target", target),
                           capsys.readouterr(), "fool")
     assert f"test digit {misread}: the network reads this picture as " in line and "choose a digit it reads right" in line
-    line = one_line_error(firstnet("fool", "--index", 0, "--target", 10), capsys.readouterr(), "fool")
-    assert "argument --target: '10' must be a digit from 0 to 9" in line
 
 
 def test_predict_says_when_a_picture_is_not_a_digit(trained_run, pictures, capsys):
@@ -187,3 +185,15 @@ def test_look_opens_a_confusion_cell(trained_run, model, mnist, tmp_path, capsys
         assert image.format == "PNG"
     line = one_line_error(firstnet("look", run, "--cell", "4,12"), capsys.readouterr(), "look")
     assert "--cell 4,12: predicted must be a class 0..9, got 12" in line
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["fool", "--index", "0", "--target", "10"], "argument --target: '10' must be a digit from 0 to 9"),
+    (["fool", "--index", "0"], "the following arguments are required: --target"),
+    (["fool", "--index", "0", "--target", "3", "--min-probability", "1"], "'1' must be at least 0 and below 1"),
+    (["fool", "--index", "0", "--target", "3", "--out", "f.jpg"], "argument --out: 'f.jpg' must end in .png"),
+    (["explain", "a.png", "--out", "why.gif"], "argument --out: 'why.gif' must end in .png"),
+    (["look", "--cell", "4-9"], "argument --cell: '4-9' is not TRUE,PREDICTED, like 4,9"),
+])
+def test_bad_flags_are_one_line(capsys, args, expected):
+    assert expected in one_line_error(firstnet(*args), capsys.readouterr(), args[0])

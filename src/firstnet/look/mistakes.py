@@ -1,4 +1,4 @@
-"""The worst mistakes: the misclassified test digits the network was most sure about."""
+"""The worst mistakes, the pictures behind one cell of the confusion matrix, and how far to trust the scores."""
 
 import numpy as np
 
@@ -41,13 +41,3 @@ def calibration_summary(probabilities, labels):
     return {"ece": calibration.expected_calibration_error(probabilities, labels), "bins": calibration.BINS,
             "method": f"expected calibration error: |accuracy - confidence| in {calibration.BINS} bins of the top "
                       "probability, weighted by the share of test pictures in each"}
-
-
-def cell_figure(images, pictures, true, predicted, class_names=None, columns=6):
-    """The pictures of one confusion cell (calibration.confusion_cell's list), each titled with its index and score."""
-    names = [str(name) for name in (class_names or range(10))]
-    titles = [f"#{p['index']}\np({names[predicted]})={p['probability']:.3f}" for p in pictures]
-    rows = max(1, -(-len(pictures) // columns))
-    said = "read right" if true == predicted else f"read as {names[predicted]}"
-    return plots.grid_figure([images[p["index"]] for p in pictures], titles, rows, min(columns, len(pictures)),
-                             suptitle=f"test pictures of {names[true]} {said}, the surest first")
