@@ -389,7 +389,8 @@ def test_predict_folder_as_json(capsys, tmp_path, trained_run, reference):
     assert len(lines) == 3
     for index, line in enumerate(lines):
         result = json.loads(line)
-        assert set(result) == {"file", "digit", "label", "probabilities", "model"}
+        assert set(result) == {"file", "digit", "label", "probabilities", "not_a_digit", "probability", "model"}
+        assert result["not_a_digit"] is False and result["probability"] == result["probabilities"][result["digit"]]
         assert result["label"] == str(result["digit"])  # MNIST's classes are named by their digits.
         assert result["model"] == str(pathlib.Path(trained_run.run_dir) / "model.keras")
         assert pathlib.Path(result["file"]).name.startswith(f"digit{index}.")

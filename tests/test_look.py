@@ -16,7 +16,7 @@ from conftest import run_firstnet
 from firstnet import data as mnist_data, evaluate, look, model as firstnet_model
 
 KEYS = {"run_dir", "data_source", "test_digits", "test_accuracy", "separability", "worst_mistakes", "weights", "toy",
-        "training", "figures"}
+        "training", "calibration", "figures"}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,8 @@ def looked(trained_run, tmp_path_factory):
 def test_look_json_and_figures_are_written_into_the_run_folder(looked, trained_run):
     run_dir, _, summary = looked
     assert set(summary) >= KEYS
-    assert set(summary["figures"]) == {"weights", "mistakes", "confusion", "representation", "toy", "training"}
+    assert set(summary["figures"]) == {"weights", "mistakes", "confusion", "representation", "toy", "training",
+                                       "reliability"}
     for name in summary["figures"].values():
         with Image.open(run_dir / name) as image:
             assert image.format == "PNG" and image.width > 500 and image.height > 300, name
@@ -51,6 +52,7 @@ def test_terminal_summary_names_the_numbers_and_the_files(looked):
     first = summary["worst_mistakes"][0]
     assert f"test #{first['index']:<5} true {first['true']}, predicted {first['predicted']}" in result.stdout
     assert str(run_dir / "look.json") in result.stdout and str(run_dir / "look_representation.png") in result.stdout
+    assert f"calibration: ECE {summary['calibration']['ece']:.4f}" in result.stdout and summary["calibration"]["ece"] < 0.05
 
 
 def test_summary_warns_only_when_the_test_digits_were_training_digits(looked):

@@ -124,7 +124,7 @@ def firstnet_model_classes(model):
 
 
 def integrated_gradients(model, prepared, digit=None, steps=STEPS):
-    """Why the model gave its answer for one prepared 28x28 picture (uint8, 0..255, as `predict.prepare_image` makes it).
+    """Why the model gave its answer for one prepared 28x28 picture (uint8, 0..255, as `images.prepare_image` makes it).
 
     Returns a dict: `digit` explained (the model's answer unless given) and its `probability`; `attributions`, a
     28x28 array of each pixel's share of the score, positive where the ink pushed towards the digit, negative where

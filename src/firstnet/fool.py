@@ -27,14 +27,17 @@ def _attack(model, original, target, bounds, steps):
     return np.clip(np.round(pictures * 255), 0, 255).astype(np.uint8).reshape((len(bounds), 28, 28))
 
 
-def fool(model, prepared, target, label=None, bounds=BOUNDS, steps=STEPS):
+def fool(model, prepared, target, label=None, bounds=BOUNDS, steps=STEPS, min_probability=None):
     """Change a prepared 28x28 digit as little as needed (per pixel) for `model` to read it as `target`.
 
     `label`, when given, is the digit's true label: it must be what the network reads, or there is nothing to fool.
+    `min_probability`, when given, asks for more than the wrong digit only just winning: the smallest bound whose
+    fooled picture the network reads as `target` with at least that probability (0.9: sure of the wrong answer).
     Returns a dict: `original` and `fooled` (28x28 uint8), `difference` (fooled - original, int16), `bound` (the
     largest change allowed per pixel), `linf` and `l2` (the change's sizes, pixel units 0..255), `read` and
     `read_probability` (the original's answer), `target`, `probability` (the network's for the target on the fooled
-    picture), `probabilities`, `fooled_it` (False if even the largest bound did not work) and `method`.
+    picture), `probabilities`, `fooled_it` (False if even the largest bound did not work), `min_probability` and
+    `method`.
     """
     original_picture = np.asarray(prepared)
     if original_picture.shape != (mnist_data.IMAGE_SIZE, mnist_data.IMAGE_SIZE):
@@ -50,38 +53,44 @@ def fool(model, prepared, target, label=None, bounds=BOUNDS, steps=STEPS):
                          "right (fooling it is only interesting when it was right)")
     if target == read:
         raise ValueError(f"the network already reads this picture as {target}: choose another target digit")
-    fooled, bound = _smallest(model, original, target, sorted({int(b) for b in bounds}), steps)
+    least = 0.0 if min_probability is None else float(min_probability)
+    if not 0 <= least < 1:
+        raise ValueError(f"min_probability must be at least 0 and below 1, like 0.9, got {min_probability}")
+    fooled, bound = _smallest(model, original, target, sorted({int(b) for b in bounds}), steps, least)
     probabilities = np.asarray(model.predict(explain.model_inputs(model, fooled), verbose=0))[0]
     difference = fooled.astype(np.int16) - original_picture
     return {"original": original_picture, "fooled": fooled, "difference": difference, "bound": bound,
             "linf": int(np.abs(difference).max()), "l2": float(np.sqrt((difference.astype(np.float64) ** 2).sum())),
             "read": read, "read_probability": float(before[read]), "target": target,
             "probability": float(probabilities[target]), "probabilities": [float(p) for p in probabilities],
-            "fooled_it": int(probabilities.argmax()) == target, "method": METHOD}
+            "fooled_it": int(probabilities.argmax()) == target and float(probabilities[target]) >= least,
+            "min_probability": least, "method": METHOD}
 
 
-def _smallest(model, original, target, bounds, steps):
-    """The fooled picture for the smallest bound that works: the listed bounds first, then every level between the
-    last that failed and the first that worked."""
+def _smallest(model, original, target, bounds, steps, least=0.0):
+    """The fooled picture for the smallest bound that works (read as `target`, with at least `least` probability):
+    the listed bounds first, then every level between the last that failed and the first that worked."""
     if not bounds or bounds[0] < 1 or bounds[-1] > 255:
         raise ValueError(f"bounds must be whole pixel levels 1..255, got {bounds}")
     results = _attack(model, original, target, bounds, steps)
-    worked = _reads(model, results) == target
+    worked = _works(model, results, target, least)
     if not worked.any():
         return results[-1], bounds[-1]
     first = int(np.argmax(worked))
     between = list(range((bounds[first - 1] if first else 0) + 1, bounds[first]))
     if between:
         narrower = _attack(model, original, target, between, steps)
-        narrower_worked = _reads(model, narrower) == target
+        narrower_worked = _works(model, narrower, target, least)
         if narrower_worked.any():
             which = int(np.argmax(narrower_worked))
             return narrower[which], between[which]
     return results[first], bounds[first]
 
 
-def _reads(model, pictures):
-    return np.asarray(model.predict(explain.model_inputs(model, pictures), verbose=0)).argmax(axis=1)
+def _works(model, pictures, target, least):
+    """Which pictures the network reads as `target`, with at least `least` probability for it."""
+    probabilities = np.asarray(model.predict(explain.model_inputs(model, pictures), verbose=0))
+    return (probabilities.argmax(axis=1) == target) & (probabilities[:, target] >= least)
 
 
 def fool_figure(result):
@@ -93,7 +102,7 @@ def fool_figure(result):
     axes[0].imshow(result["original"], cmap=plt.cm.binary, vmin=0, vmax=255)
     axes[0].set_title(f"read as {result['read']} ({result['read_probability']:.1%})")
     axes[1].imshow(result["fooled"], cmap=plt.cm.binary, vmin=0, vmax=255)
-    verdict = "read as" if result["fooled_it"] else "still not read as"
+    verdict = "read as" if int(np.argmax(result["probabilities"])) == result["target"] else "still not read as"
     axes[1].set_title(f"{verdict} {result['target']} ({result['probability']:.1%})")
     largest = max(result["linf"], 1)
     shown = axes[2].imshow(result["difference"], cmap="coolwarm", vmin=-largest, vmax=largest)

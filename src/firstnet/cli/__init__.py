@@ -18,12 +18,14 @@ import sys
 import traceback
 
 from firstnet import __version__
-from firstnet.cli import evaluate, explore, kit, look, predict, runs, scratch, serve, show, tensors, train
+from firstnet.cli import (evaluate, explain, explore, fool, kit, look, predict, runs, scratch, serve, show, tensors,
+                          train)
 from firstnet.errors import UserError
 
 # Every subcommand, in the order `firstnet --help` lists them.
 COMMANDS = {"explore": explore, "show": show, "train": train, "evaluate": evaluate, "predict": predict, "runs": runs,
-            "serve": serve, "scratch": scratch, "tensors": tensors, "look": look, "kit": kit}
+            "serve": serve, "scratch": scratch, "tensors": tensors, "look": look, "explain": explain, "fool": fool,
+            "kit": kit}
 
 
 class Parser(argparse.ArgumentParser):

@@ -43,8 +43,25 @@ def run(args):
     kind = "digit" if names is None or dataset.dataset == "mnist" else "class"
     print(f"confusion matrix (rows: true {kind}, columns: predicted {kind}):")
     print(evaluate.format_confusion(scores["confusion"], names))
+    calibration(scores["probabilities"], dataset.y_test, model_path.parent)
     if args.data and collection.is_collection(args.data):  # A class collection: beside MNIST's score.
         beside_mnist(args, model_path, run_metrics, dataset, scores)
+
+
+def calibration(probabilities, labels, run_dir):
+    """How far to trust its probabilities: the expected calibration error, and the reliability diagram in the run."""
+    from firstnet import calibration as calibrating, plots
+
+    ece = calibrating.expected_calibration_error(probabilities, labels)
+    print(f"calibration: ECE {ece:.4f} (how far its confidence is from its accuracy; 0 is honest)")
+    out = run_dir / "reliability.png"
+    try:
+        plots.save_figure(calibrating.reliability_figure(probabilities, labels), out)
+    except OSError as error:
+        # The scores above are what the learner asked for; a run folder they cannot write to only loses the figure.
+        print(f"could not save {out}: {error.strerror or error}")
+        return
+    print(f"saved {out} (the reliability diagram: how often it is right at each level of confidence)")
 
 
 def beside_mnist(args, model_path, run_metrics, dataset, scores):

@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import sys
 
 from firstnet.cli import common
 
@@ -16,7 +17,7 @@ def add_flags(parser):
 
 
 def run(args):
-    from firstnet import images, model as firstnet_model, plots, predict, runs, runs_table
+    from firstnet import abstain, images, model as firstnet_model, plots, predict, runs, runs_table
     from firstnet.names import shown
 
     files = images.image_files(args.images)
@@ -29,15 +30,24 @@ def run(args):
     # Names and file names as the terminal should show them (names.py): hidden characters escaped.
     names = [shown(name) for name in predict.class_names_of(run_metrics, len(results[0]["probabilities"]))]
     width = max(len(name) for name in names)
+    # On digit runs, an honest "this does not look like the digits I learned" (abstain.py); other runs' classes are
+    # the learner's own, and the detector knows only what is not a digit.
+    abstained = not_a_digit(model_path.parent, model, run_metrics, results) if common.is_digit_run(run_metrics) else None
     # Which model answered comes first: the newest run may be an experiment rather than the lesson's network.
     if not args.json:
         print(runs_table.model_line(model_path, run_metrics))
-    for result in results:
+    for index, result in enumerate(results):
+        said = result["probabilities"][result["digit"]]
         if args.json:
-            print(json.dumps({**{key: result[key] for key in ("file", "digit", "label", "probabilities")},
+            # An abstention keeps the digit it would have chosen and its probability beside it.
+            extra = {"not_a_digit": abstained[index], "probability": said} if abstained is not None else {}
+            print(json.dumps({**{key: result[key] for key in ("file", "digit", "label", "probabilities")}, **extra,
                               "model": str(model_path)}))
             continue
-        print(f"{shown(result['file'])}: {shown(result['label'])}   (probability {result['probabilities'][result['digit']]:.3f})")
+        if abstained is not None and abstained[index]:
+            print(f"{shown(result['file'])}: {abstain.WORDS}; if it were one, a {shown(result['label'])} ({said:.0%})")
+        else:
+            print(f"{shown(result['file'])}: {shown(result['label'])}   (probability {said:.3f})")
         for name, probability in zip(names, result["probabilities"]):
             print(f"  {name:>{width}}  {probability:6.3f}  {'█' * round(probability * 40)}")
     if args.show_input:
@@ -50,6 +60,28 @@ def run(args):
         plots.save_figure(figure, args.show_input)
         if not args.json:
             print(f"saved {args.show_input}")
+
+
+def not_a_digit(run_dir, model, run_metrics, results):
+    """For each picture, True when it does not look like the digits the run learned (abstain.py's rule).
+
+    The rule is fitted once per run and kept in the run folder (not_a_digit.npz); fitting takes about a minute, so
+    the learner is told why they wait. A run folder that cannot be written to gets a rule that lasts this command.
+    """
+    import numpy as np
+
+    from firstnet import abstain, data
+
+    rule = abstain.load_rule(run_dir)
+    if rule is None:
+        print("learning what is not a digit for this run, once: about a minute", file=sys.stderr)
+        rule = abstain.fit_rule(model, data.load_run_data(run_metrics))
+        try:
+            abstain.save_rule(run_dir, rule)
+        except OSError as error:
+            print(f"could not keep it in {run_dir} ({error.strerror or error}): it will be learnt again next time",
+                  file=sys.stderr)
+    return [answer["not_a_digit"] for answer in abstain.answers(model, np.stack([r["input"] for r in results]), rule)]
 
 
 def short_name(name, limit=14):

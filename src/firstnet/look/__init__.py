@@ -8,10 +8,10 @@ import pathlib
 
 import numpy as np
 
-from firstnet import evaluate, files, model as firstnet_model, plots, run_files, runs
+from firstnet import calibration, evaluate, files, model as firstnet_model, plots, run_files, runs
 from firstnet.data import load_run_data, prepare_images
 from firstnet.errors import UserError
-from firstnet.look.mistakes import mistakes_figure, worst_mistakes
+from firstnet.look.mistakes import calibration_summary, cell_figure, mistakes_figure, worst_mistakes
 from firstnet.look.pictures import look_pictures
 from firstnet.look.replay import (TRACKED_PIXEL, Replay, _training_summary, compare_replay, replay_first_epoch,
                                   replay_verdict, training_figure)
@@ -21,8 +21,8 @@ from firstnet.look.toy import best_threshold_accuracy, toy_change_of_axes, toy_f
 from firstnet.look.weights import weights_figure
 
 __all__ = ["FIGURES", "FOLDS", "NEIGHBOURS", "SAMPLE_COUNT", "TRACKED_PIXEL", "Replay", "best_threshold_accuracy",
-           "compare_replay", "find_run", "format_summary", "hidden_activations", "hidden_weights", "knn_accuracy",
-           "knn_predict", "look", "mistakes_figure", "pca_2d", "replay_first_epoch", "replay_verdict", "representation",
+           "calibration_summary", "compare_replay", "find_run", "format_cell", "format_summary", "hidden_activations", "hidden_weights", "knn_accuracy",
+           "knn_predict", "look", "look_cell", "mistakes_figure", "pca_2d", "replay_first_epoch", "replay_verdict", "representation",
            "representation_figure", "toy_change_of_axes", "toy_figure", "training_figure", "weights_figure",
            "worst_mistakes"]
 
@@ -33,6 +33,7 @@ FIGURES = {
     "representation": "look_representation.png",
     "toy": "look_toy_axes.png",
     "training": "look_training.png",
+    "reliability": "look_reliability.png",
 }
 
 
@@ -89,6 +90,7 @@ def look(run_dir=None, data=None, data_path=None, root=runs.DEFAULT_RUNS_ROOT, s
         "representation": representation_figure(found),
         "toy": toy_figure(toy),
         "training": training_figure(history, replayed, comparison),
+        "reliability": calibration.reliability_figure(probabilities, data.y_test),
     }
     summary = {
         "run_dir": str(run_dir),
@@ -111,12 +113,55 @@ def look(run_dir=None, data=None, data_path=None, root=runs.DEFAULT_RUNS_ROOT, s
                 "best_single_axis_accuracy_original": max(best_threshold_accuracy(toy.original[:, axis], toy.black)
                                                           for axis in range(2))},
         "training": _training_summary(history, replayed, comparison),
+        "calibration": calibration_summary(probabilities, data.y_test),
         "figures": dict(FIGURES),
     }
     for name, figure in figures.items():
         plots.save_figure(figure, run_dir / FIGURES[name])
     files.write_json(run_dir / "look.json", summary)
     return summary
+
+
+def look_cell(run_dir=None, true=0, predicted=0, data=None, data_path=None, root=runs.DEFAULT_RUNS_ROOT, shown=36):
+    """From a mistake to its pictures: the test pictures of class `true` that the run reads as `predicted`.
+
+    Writes look_cell_<true>_as_<predicted>.png into the run folder (the `shown` surest, with their probabilities)
+    unless the cell is empty; returns a dict: `run_dir`, `true`, `predicted`, `pictures` (calibration.confusion_cell's
+    list, the surest first), `class_names` and `figure` (its file name, or None).
+    """
+    run_dir = find_run(run_dir, root)
+    model = firstnet_model.load_model(run_dir / "model.keras")
+    data = data or load_run_data(runs.read_metrics(run_dir) or {}, data_path)
+    inputs = prepare_images(data.x_test, firstnet_model.image_shape(model))
+    probabilities = np.asarray(model.predict(inputs, batch_size=1024, verbose=0))
+    try:
+        pictures = calibration.confusion_cell(probabilities, data.y_test, true, predicted)
+    except ValueError as error:
+        raise UserError(f"--cell {true},{predicted}: {error}") from None
+    found = {"run_dir": str(run_dir), "true": int(true), "predicted": int(predicted), "pictures": pictures,
+             "class_names": [str(name) for name in data.class_names], "figure": None}
+    if pictures:
+        found["figure"] = f"look_cell_{int(true)}_as_{int(predicted)}.png"
+        plots.save_figure(cell_figure(data.x_test, pictures[:shown], true, predicted, found["class_names"]),
+                          run_dir / found["figure"])
+    return found
+
+
+def format_cell(found, listed=10):
+    """`look_cell`'s answer in a few lines: how many, the surest few with their scores, and the figure."""
+    names = found["class_names"]
+    true, predicted = names[found["true"]], names[found["predicted"]]
+    pictures = found["pictures"]
+    if not pictures:
+        return f"no test picture of {true} is read as {predicted} by {found['run_dir']}"
+    what = "read right" if found["true"] == found["predicted"] else f"read as {predicted}"
+    lines = [f"{len(pictures)} test pictures of {true} {what}, the surest first:"]
+    lines += [f"  test #{p['index']:<5} p({predicted})={p['probability']:.3f}   p({true})={p['true_probability']:.4f}"
+              for p in pictures[:listed]]
+    if len(pictures) > listed:
+        lines.append(f"  ... and {len(pictures) - listed} more")
+    lines.append(f"wrote {pathlib.Path(found['run_dir']) / found['figure']}")
+    return "\n".join(lines)
 
 
 def format_summary(summary):
@@ -139,6 +184,8 @@ def format_summary(summary):
                      f"({training['steps']} steps, a few weights recorded at each): {training['verdict']}")
     else:
         lines.append("training: no seed in metrics.json, so only the loss per epoch is shown")
+    if summary.get("calibration"):
+        lines.append(f"calibration: ECE {summary['calibration']['ece']:.4f} (0: as sure as it is right)")
     run_dir = pathlib.Path(summary["run_dir"])
     lines.append("wrote " + ", ".join(str(run_dir / name) for name in [*summary["figures"].values(), "look.json"]))
     return "\n".join(lines)

@@ -7,9 +7,9 @@ figures need no replay, so they work for any set and either model family.
 
 import numpy as np
 
-from firstnet import evaluate, files, model as firstnet_model, plots
+from firstnet import calibration, evaluate, files, model as firstnet_model, plots
 from firstnet.data import prepare_images
-from firstnet.look.mistakes import worst_mistakes
+from firstnet.look.mistakes import calibration_summary, worst_mistakes
 from firstnet.look.representation import hidden_weights, knn_accuracy, pca_2d
 
 FIGURES = {
@@ -20,6 +20,7 @@ FIGURES = {
     "confusion": "look_confusion.png",
     "representation": "look_representation.png",
     "training": "look_training.png",
+    "reliability": "look_reliability.png",
 }
 
 
@@ -46,6 +47,7 @@ def look_pictures(run_dir, model, metrics, history, data, sample_count=2000, mis
                                             class_names=names),
         "representation": _representation_figure(raw, learned, labels, names, separability, features.shape[1]),
         "training": _training_figure(history),
+        "reliability": calibration.reliability_figure(probabilities, data.y_test),
     }
     if family == "convnet":
         figures["filters"] = filters_figure(model)
@@ -61,6 +63,7 @@ def look_pictures(run_dir, model, metrics, history, data, sample_count=2000, mis
         "worst_mistakes": mistakes,
         "training": {"replayed": False, "seed": metrics.get("seed"),
                      "verdict": "no replay: the loss per epoch from history.json"},
+        "calibration": calibration_summary(probabilities, data.y_test),
         "figures": {name: FIGURES[name] for name in figures},
     }
     for name, figure in figures.items():
