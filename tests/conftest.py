@@ -90,7 +90,8 @@ BACKEND_FREE = {
 # the tests marked by hand (each took over a second in a whole run, measured with --durations=0), they are what the
 # quick command, python -m pytest -m "not slow and not browser and not notebook", leaves out.
 SLOW_FIXTURES = {"trained_run", "looked", "convnet_run", "scratch_run", "cli_run", "partly_trained", "uninterrupted",
-                 "word_set", "csv_folders", "png_folder", "server", "served", "empty_server", "api_schema", "browser"}
+                 "word_set", "csv_folders", "png_folder", "server", "served", "empty_server", "api_schema", "browser",
+                 "dense", "mnist_run", "colour_photos"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -120,6 +120,7 @@ def test_ctrl_c_says_how_to_go_on(tmp_path, capsys):
     assert "cannot be resumed" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ctrl_c_before_the_first_epoch_is_not_the_newest_and_resume_answers_at_once(mnist, tmp_path):
     import time
 

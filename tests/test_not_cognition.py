@@ -52,6 +52,7 @@ def test_the_softmax_inside_the_last_layer_is_left_out_of_the_logits(dense, mnis
                                atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_convnet_is_explained_too():
     from firstnet import model as firstnet_model
 

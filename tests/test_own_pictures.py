@@ -74,6 +74,7 @@ def test_scans_of_any_size_are_scored_predicted_and_looked_at_as_the_run_saw_the
     assert firstnet("predict", "--model", mnist_run, scans / "7") == 0
 
 
+@pytest.mark.slow
 def test_the_closing_hint_of_a_run_that_did_not_learn(mnist, tmp_path, capsys, monkeypatch):
     # A learning rate far too large for SGD makes the loss blow up: the run says so, and predicting is not offered.
     monkeypatch.setenv("FIRSTNET_DATA", str(tmp_path / "digits.npz"))
@@ -101,6 +102,7 @@ def seeded(seed, shape, hidden_units=64):
     return firstnet_model.compile_model(firstnet_model.build_model("dense", shape, 10, hidden_units=hidden_units))
 
 
+@pytest.mark.slow
 @pytest.mark.backend("jax")
 @pytest.mark.parametrize("shape", [(32, 32, 3), (20, 24)], ids=["colour 32x32", "grey 20x24"])
 def test_compiled_loop_matches_model_fit_on_colour_and_other_sizes(mnist, shape):
