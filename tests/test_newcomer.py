@@ -67,7 +67,8 @@ def test_the_notebook_trains_into_the_project_runs_folder():
 
 def test_every_subcommand_is_registered_the_same_way():
     # One module per subcommand, each with its help line, its flags and its run: nothing wired in by hand.
-    needed = {"show": ["4"], "predict": ["seven.png"], "kit": ["kit"]}
+    needed = {"show": ["4"], "predict": ["seven.png"], "kit": ["kit"], "explain": ["seven.png"],
+              "fool": ["--index", "0", "--target", "3"]}
     for name, command in cli.COMMANDS.items():
         assert command.__name__ == f"firstnet.cli.{name}" and command.HELP and callable(command.add_flags)
         assert cli.build_parser().parse_args([name, *needed.get(name, [])]).handler is command.run

@@ -11,7 +11,7 @@ def add_flags(parser):
     # RUN comes first, as in `firstnet fool RUN` and `firstnet look RUN`; given one path, it is the picture and the
     # newest run answers, as in `firstnet predict`.
     parser.add_argument("run", nargs="?", metavar="RUN", help="a run folder or model.keras (default: the newest run)")
-    parser.add_argument("image", metavar="IMAGE", help="an image file (PNG, JPEG, BMP): a photo or a drawing")
+    parser.add_argument("image", metavar="IMAGE", help="a picture (PNG, JPEG, BMP, GIF or WebP): a photo or a drawing")
     parser.add_argument("--out", type=common.png_path, metavar="OUT.png",
                         help="where to save the picture (default: <image name>_explained.png in the current folder)")
 
