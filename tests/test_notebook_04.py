@@ -7,6 +7,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.notebook
+
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "04_what_deep_learning_is_not.ipynb"
 
 
@@ -25,7 +27,6 @@ def test_notebook_is_stored_without_outputs_and_uses_the_library():
         assert call in code, call
 
 
-@pytest.mark.slow
 def test_notebook_shows_the_four_points(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
