@@ -82,6 +82,19 @@ BACKEND_FREE = {
     "test_hostile_files.py": "hostile data and picture files, refused by the loaders and Pillow before any model",
     "test_request_time_limit.py": "the server's time limit, with a stand-in network",
     "test_server_edges.py": "where the server listens and which files it serves",
+    # The page's server: who may call what, the collection's plumbing, the live stream, a class's load. The model
+    # calls it makes are the library's own (predict_digits, evaluate_model, the loops), which test_predict,
+    # test_evaluate, test_train and test_loops check on every backend.
+    "test_classroom.py": "the server's roles, origins and bounds, and the classroom's files",
+    "test_collection_api.py": "the class collection's routes and files; its scoring is evaluate_model's",
+    "test_web_api.py": "the page's routes; its answers are predict_digits'",
+    "test_live.py": "the live stream's server side; the run itself is train's",
+    "test_classroom_load.py": "a class's load on the real server",
+    "test_server.py": "uploads and clients on the real server",
+    "test_schema_fuzz.py": "generated requests against the routes' own validation",
+    # Run files and folders read as data: validated before any model is built.
+    "test_run_files.py": "run files validated by their schemas before any model is built",
+    "test_links.py": "links, collisions, leftovers and names in folders",
 }
 
 
