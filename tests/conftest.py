@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import tempfile
@@ -97,6 +98,19 @@ BACKEND_FREE = {
     "test_links.py": "links, collisions, leftovers and names in folders",
 }
 
+# Tests in the other modules that still cannot differ between backends, each with its reason, by the test's name
+# (with its parameters, where only some of them cannot). Each runs once, on JAX.
+BACKEND_FREE_TESTS = {
+    "test_crash.py::test_kill_at_random_moments_never_breaks_a_run":
+        "firstnet's own temp-file-then-rename under SIGKILL and Ctrl-C; resuming exactly is test_resume's, everywhere",
+    "test_crash.py::test_a_full_disk_during_a_save_is_one_line_and_keeps_the_old_file": "files.py's atomic writes",
+    "test_crash.py::test_a_really_full_disk_stops_train_in_one_line": "files.py's atomic writes on a real full disk",
+    "test_look.py::test_cli_errors_are_one_line_and_write_nothing": "the command line's words for missing files",
+    "test_cli.py::test_debug_shows_the_traceback": "the command line's --debug switch",
+    "test_cli.py::test_predict_folder_as_json": "the JSON lines' form; their numbers are test_predict's, everywhere",
+    "test_scratch.py::test_cli_scratch_same_seed_same_metrics_with_validation": "the NumPy twin: NumPy only",
+    "test_train.py::test_ctrl_c_during_training_still_saves_the_model[scratch]": "the NumPy twin: NumPy only",
+}
 
 # Fixtures that train a network, write a whole MNIST in another format, or start a server or a browser. A test that
 # uses one is `slow` whatever its own time, since the fixture's cost falls on whichever test asks for it first. With
@@ -110,10 +124,15 @@ SLOW_FIXTURES = {"trained_run", "looked", "convnet_run", "scratch_run", "cli_run
 def pytest_collection_modifyitems(config, items):
     # CI runs the suite once per backend (.ci/run): each test runs everywhere unless it is about one backend.
     for item in items:
-        if item.path.name not in BACKEND_FREE:
+        if item.path.name not in BACKEND_FREE and f"{item.path.name}::{item.name}" not in BACKEND_FREE_TESTS:
             item.add_marker(pytest.mark.keras)
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if SLOW_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
+        # A test that drives Chromium (a *_browser.py module, or one that asks for the browser) is a browser test,
+        # so no module can forget its marker.
+        if "browser" in fixtures or item.path.stem.endswith("_browser"):
+            item.add_marker(pytest.mark.browser)
         marker = item.get_closest_marker("backend")
         if marker is not None and BACKEND not in marker.args:
             item.add_marker(pytest.mark.skip(reason=f"about Keras on {' or '.join(marker.args)}; "
@@ -163,6 +182,12 @@ def trained_run(tmp_path_factory, mnist):
 
     run_dir = tmp_path_factory.mktemp("runs") / "seed0"
     return train.train(train.TrainConfig(seed=0, run_dir=str(run_dir), verbose=0), data=mnist)
+
+
+def as_in_a_terminal():
+    """For subprocess's `preexec_fn`: Ctrl-C (SIGINT) acts as in a terminal, even where this run was started in the
+    background, which makes a shell ignore SIGINT in its children (and Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_firstnet(*args, cwd=None, env=None, timeout=600):

@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import as_in_a_terminal
 from firstnet.web import app as web_app, knobs as web_knobs, watcher as live_watcher
 
 # A run of a few seconds: 2,700 digits to learn from (300 held out), 169 steps an epoch, two epochs.
@@ -390,7 +391,7 @@ def test_ctrl_c_stops_the_server_at_once_even_with_a_viewer_following_the_stream
 
     process = subprocess.Popen([sys.executable, "-m", "firstnet", "serve", "--port", "0", "--root", str(tmp_path / "runs")],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=as_in_a_terminal)
     try:
         for line in process.stdout:
             if line.startswith("firstnet playground: "):

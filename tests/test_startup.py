@@ -11,7 +11,6 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import run_firstnet
 from firstnet import files, model as firstnet_model, runs, startup
 
 
@@ -151,15 +150,8 @@ def test_lean_import_falls_back_to_a_whole_import_if_keras_needs_a_hidden_packag
     assert reason.startswith("lean Keras import off (ImportError: ") and "hidden while keras imports" in reason
 
 
-@pytest.mark.slow
-def test_cli_run_has_its_figures_drawn_by_the_helper(tmp_path):
-    done = run_firstnet("train", "--epochs", "1", "--quiet", "--seed", "0", "--run-dir", tmp_path / "run")
-    assert done.returncode == 0, done.stderr
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["figures_drawn_by"] == "helper process"
-    for name in ("curves.png", "confusion.png"):
-        assert (tmp_path / "run" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert done.stdout.startswith("test_acc: ")
+# That a command-line run's figures are drawn by the helper is checked on the tutorial's own run, in
+# tests/test_train.py (test_run_folder_is_complete): one training fewer.
 
 
 def saved_run(tmp_path, figures):

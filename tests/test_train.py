@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BACKEND, needs_full_mnist, run_firstnet
+from conftest import BACKEND, as_in_a_terminal, needs_full_mnist, run_firstnet
 from firstnet import model as firstnet_model, train
 
 RUN_FILES = ("model.keras", "history.json", "metrics.json", "curves.png", "confusion.png")
@@ -103,6 +103,8 @@ def test_run_folder_is_complete(cli_run):
     assert history["loss"][-1] < history["loss"][0], "training should lower the loss"
     for name in ("curves.png", "confusion.png"):
         assert_valid_png(run_dir / name)
+    # A command-line run has its figures drawn by the helper process while it trains (startup.FigureHelper).
+    assert metrics["figures_drawn_by"] == "helper process"
     model = firstnet_model.load_model(run_dir)
     assert [layer.name for layer in model.layers] == ["hidden", "digits"]
     assert model.layers[0].units == 512 and model.layers[1].units == 10
@@ -170,7 +172,7 @@ SECOND_EPOCH = {"train": b"Epoch 2/5", "scratch": b"Epoch 2/5"}
 def test_ctrl_c_during_training_still_saves_the_model(tmp_path, command):
     process = subprocess.Popen(
         [sys.executable, "-m", "firstnet", command, "--seed", "0", "--epochs", "5", "--run-dir", "run"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=as_in_a_terminal)
     try:
         seen, reader = read_until(process, SECOND_EPOCH[command], timeout=300)
         assert SECOND_EPOCH[command] in b"".join(seen), b"".join(seen).decode(errors="replace")

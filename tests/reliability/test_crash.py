@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import run_firstnet
+from conftest import as_in_a_terminal, run_firstnet
 
 KILLS = int(os.environ.get("FIRSTNET_RELIABILITY_KILLS", "6"))
 RECIPE = ("--seed", "5", "--epochs", "3", "--validation-split", "0.1")
@@ -90,7 +90,7 @@ def test_kill_at_random_moments_never_breaks_a_run(small_mnist, reference, tmp_p
         how = signal.SIGKILL if attempt % 2 == 0 else signal.SIGINT
         process = subprocess.Popen([sys.executable, "-m", "firstnet", "train", *RECIPE, "--data", str(small_mnist),
                                     "--run-dir", str(run_dir), "--quiet"], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+                                   stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal)
         # Most moments are drawn from training and saving (after the first checkpoint appears), some from start-up.
         if attempt % 3 != 2:
             deadline = time.monotonic() + 120
