@@ -112,6 +112,12 @@ BACKEND_FREE_TESTS = {
     "test_train.py::test_ctrl_c_during_training_still_saves_the_model[scratch]": "the NumPy twin: NumPy only",
 }
 
+# The modules that call Keras's API the most widely, whole: building, saving and loading safely (test_model), both
+# loops' fits, step for step (test_loops), resuming an optimizer's state (test_resume), safe mode against tampered
+# archives (test_tampered_models), gradients through each backend's autodiff (test_not_cognition). CI runs them whole
+# at the oldest versions allowed, beside the quick part of the `keras` set: old versions differ in their API.
+API_SURFACE = {"test_model.py", "test_loops.py", "test_resume.py", "test_tampered_models.py", "test_not_cognition.py"}
+
 # Fixtures that train a network, write a whole MNIST in another format, or start a server or a browser. A test that
 # uses one is `slow` whatever its own time, since the fixture's cost falls on whichever test asks for it first. With
 # the tests marked by hand (each took over a second in a whole run, measured with --durations=0), they are what the
@@ -126,6 +132,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name not in BACKEND_FREE and f"{item.path.name}::{item.name}" not in BACKEND_FREE_TESTS:
             item.add_marker(pytest.mark.keras)
+            if item.path.name in API_SURFACE:
+                item.add_marker(pytest.mark.api_surface)
         fixtures = set(getattr(item, "fixturenames", ()))
         if SLOW_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
