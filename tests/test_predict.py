@@ -103,6 +103,28 @@ def test_photo_with_uneven_light_and_grain(model, originals, original_prediction
     assert agreement >= 0.9, agreement
 
 
+def test_the_paper_surface_is_the_least_squares_fit_numpy_computes():
+    """The paper's level is fitted by a 6x6 solve; NumPy's SVD-based least squares must find the same surface."""
+    rng = np.random.default_rng(3)
+    for height, width in ((28, 28), (340, 340), (480, 900)):
+        rows, columns = np.mgrid[0:height, 0:width]
+        grey = np.clip(140 + 70 * columns / width - 50 * (rows / height) ** 2 + rng.normal(0, 6, (height, width)), 0, 255)
+        grey[height // 3: height // 2, width // 4: width // 2] = 255  # A block of ink the fit must leave out.
+        y, x = rows / (height - 1) - 0.5, columns / (width - 1) - 0.5
+        design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1)
+        level = images.paper_level(grey)
+        # The same fit by NumPy's own least squares, on the paper pixels the last round chose (those under Otsu's
+        # threshold of what the surface before it left), sampled as paper_level samples them.
+        before = images.paper_level(grey, iterations=2)
+        residual = grey - before
+        chosen = np.nonzero(residual <= images.otsu_threshold(residual))
+        step = max(1, len(chosen[0]) // 20000)
+        chosen = (chosen[0][::step], chosen[1][::step])
+        coefficients = np.linalg.lstsq(design[chosen], grey[chosen], rcond=None)[0]
+        np.testing.assert_allclose(level, design @ coefficients, atol=1e-6)
+        assert np.abs(level - (140 + 70 * columns / width - 50 * (rows / height) ** 2)).mean() < 3
+
+
 def test_mnist_digit_passes_through_unchanged_in_meaning(model, originals, original_predictions):
     prepared = np.stack([images.prepare_image(digit) for digit in originals])
     for image in prepared:

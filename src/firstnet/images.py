@@ -234,7 +234,7 @@ def paper_level(grey, iterations=3, max_samples=20000):
 
     def terms(row, column):
         y, x = row / max(height - 1, 1) - 0.5, column / max(width - 1, 1) - 0.5
-        return np.stack(np.broadcast_arrays(np.ones_like(x * y), x, y, x * x, x * y, y * y), axis=-1)
+        return (np.ones_like(x * y), x, y, x * x, x * y, y * y)
 
     all_rows, all_columns = np.indices(grey.shape, sparse=True)
     level = np.full_like(grey, np.median(_border(grey)))
@@ -246,9 +246,22 @@ def paper_level(grey, iterations=3, max_samples=20000):
         # A few thousand paper pixels pin down six coefficients; fitting them all would only cost time.
         step = max(1, len(rows) // max_samples)
         rows, columns = rows[::step], columns[::step]
-        coefficients, *_ = np.linalg.lstsq(terms(rows, columns), grey[rows, columns], rcond=None)
-        level = terms(all_rows, all_columns) @ coefficients
+        coefficients = _least_squares(np.stack(terms(rows, columns), axis=-1), grey[rows, columns])
+        # The surface at every pixel, summed term by term: a row of x and a column of y broadcast to the picture.
+        level = sum(coefficient * term for coefficient, term in zip(coefficients, terms(all_rows, all_columns)))
     return level
+
+
+def _least_squares(design, values):
+    """The coefficients that fit `design @ coefficients` to `values` best: the normal equations, a 6x6 solve.
+
+    The six terms are centred on the picture and scaled to it, so their 6x6 system is well conditioned; should it be
+    singular anyway (paper pixels all on one line), NumPy's SVD-based least squares answers instead.
+    """
+    try:
+        return np.linalg.solve(design.T @ design, design.T @ values)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(design, values, rcond=None)[0]
 
 
 def center_of_mass_shift(field):
