@@ -21,7 +21,7 @@ from firstnet import __version__, classroom, runs
 from firstnet.data import collection as class_collection
 from firstnet.errors import UserError
 from firstnet.web import (collection as web_collection, knobs as web_knobs, lesson_routes, limits, live, live_routes,
-                          network as web_network, roles)
+                          network as web_network, roles, rules as web_rules)
 
 STATIC = pathlib.Path(__file__).parent / "static"
 # The page loads nothing from elsewhere; the browser is told so, which also proves it in a classroom without internet.
@@ -62,7 +62,9 @@ class Playground:
 
     def __init__(self, model_path, runs_root, data, announce, room, guard):
         self.runs_root = runs_root
-        self.network = web_network.load_network(model_path, runs_root)
+        # The thread that learns a run's "not a digit" rule when its folder has none (web/rules.py).
+        self.learner = web_rules.Learner()
+        self.network = web_network.load_network(model_path, runs_root, self.learner)
         self.training = live.Session(runs_root, self.load, data=data, announce=announce)
         self.room = room
         self.guard = guard
@@ -70,7 +72,7 @@ class Playground:
         self.waiting = 0
 
     def load(self, run_dir):
-        self.network = web_network.load_network(run_dir, self.runs_root)
+        self.network = web_network.load_network(run_dir, self.runs_root, self.learner)
 
     async def busy(self, function, *args):
         """Run CPU work (decoding a picture and the network's arithmetic, fooling a digit) in the thread pool, off the
@@ -116,6 +118,7 @@ def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start
             playground.training.start(web_knobs.Knobs(**(train_knobs or {})))
         yield
         playground.training.close()
+        playground.learner.close()
 
     # FastAPIOffline serves Swagger UI's files from the fastapi-offline package instead of a CDN: /docs works offline.
     app = fastapi_offline.FastAPIOffline(

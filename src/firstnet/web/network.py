@@ -26,7 +26,7 @@ class Busy(Exception):
 class Network:
     """A loaded model plus a lock: Keras does not promise that `predict` is thread-safe, so calls take turns."""
 
-    def __init__(self, model, model_path):
+    def __init__(self, model, model_path, learner=None):
         self.model = model
         self.model_path = pathlib.Path(model_path)
         self.metrics = runs.read_metrics(self.model_path.parent) or {}
@@ -45,8 +45,6 @@ class Network:
         # size); fooling and "not a digit" for runs on MNIST's digits only, whose test digits and non-digits they use.
         self.explains = (self.shape or (images.FIELD, images.FIELD)) == (images.FIELD, images.FIELD)
         self.digits = predict.is_digit_run(self.metrics)
-        self.data_lock = threading.Lock()
-        self.data = None
         # Fooling takes seconds: it works on a copy of the model of its own, one picture at a time, so that the
         # drawings go on being answered meanwhile.
         self.fool_lock = threading.Lock()
@@ -57,7 +55,7 @@ class Network:
         self.probabilities(blank)
         if self.explains:
             self.explanation(blank)
-        self.rules = rules.RuleKeeper(self.model_path.parent, model, self.run_data, applies=self.digits)
+        self.rules = rules.RuleKeeper(self.model_path.parent, model, self.run_data, applies=self.digits, learner=learner)
 
     def info(self):
         """What the page shows about the model: where it came from and how well it did on the test digits."""
@@ -130,10 +128,7 @@ class Network:
 
     def run_data(self):
         """The run's MNIST (its own test digits, as `firstnet evaluate` scores it), loaded once and kept."""
-        with self.data_lock:
-            if self.data is None:
-                self.data = mnist_data.load_run_data(self.metrics, announce=lambda line: None)
-            return self.data
+        return shared_run_data(self.metrics)
 
     def fool(self, index, target, min_probability=None):
         """`fool.fool` on test digit `index` of the run, as `firstnet fool` does, as plain JSON for the page."""
@@ -193,6 +188,22 @@ class Network:
         return {"hidden": hidden, "active_units": int((activations > 0).sum()), "hidden_units": len(activations)}
 
 
+# The last run's data, kept for the next network that trained on the same: runs from the page all train on the
+# server's --data, and each would otherwise keep its own copy of MNIST (55 MB) for its rule and for fooling.
+_shared_data = {"key": None, "data": None}
+_shared_data_lock = threading.Lock()
+
+
+def shared_run_data(run_metrics):
+    """`data.load_run_data(run_metrics)`, shared with the last network whose run named the same data."""
+    key = repr([(run_metrics or {}).get(name) for name in ("dataset", "data_path", "data_source", "preparation")])
+    with _shared_data_lock:
+        if _shared_data["key"] != key:
+            _shared_data.update(key=None, data=None)
+            _shared_data.update(data=mnist_data.load_run_data(run_metrics, announce=lambda line: None), key=key)
+        return _shared_data["data"]
+
+
 def _layer_weights(model, name):
     """(kernel, bias) of a Dense layer as numpy arrays, or (None, None) when the model has no layer of that name."""
     try:
@@ -205,10 +216,11 @@ def _layer_weights(model, name):
     return np.asarray(weights[0], dtype=np.float64), np.asarray(weights[1], dtype=np.float64)
 
 
-def load_network(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT):
+def load_network(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, learner=None):
     """The model named (a run folder or a .keras file), or the newest finished run's; None when there is none yet.
 
     A model the user named explicitly must load: a wrong path is an error, never a silent switch to another model.
+    `learner` (a rules.Learner, the server's) learns the run's "not a digit" rule when the run folder has none.
     """
     from firstnet import model as firstnet_model
 
@@ -220,4 +232,4 @@ def load_network(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT):
         except UserError:
             return None
     path = runs.resolve_model(model_path, root=runs_root)
-    return Network(firstnet_model.load_model(path), path)
+    return Network(firstnet_model.load_model(path), path, learner=learner)

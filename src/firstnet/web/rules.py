@@ -19,7 +19,6 @@ READY, LEARNING, NONE, FAILED = "ready", "learning", "none", "failed"
 # while it learns): the second waits for the first, then reads what it stored.
 _run_locks = collections.defaultdict(threading.Lock)
 _run_locks_lock = threading.Lock()
-# The learning thread gives way to the drawings: on Linux a thread has a niceness of its own.
 LEARNING_NICENESS = 10
 
 log = logging.getLogger(__name__)
@@ -30,14 +29,64 @@ def _lock_for(run_dir):
         return _run_locks[str(pathlib.Path(run_dir).resolve())]
 
 
+class Learner:
+    """One thread per server that learns rules one at a time, started when first needed, ended by `close`.
+
+    Only the newest request waits: a run loaded and replaced before its turn (a teacher training run after run from
+    the page) is not learnt for nothing; the network that answers now is the one whose rule matters.
+    """
+
+    def __init__(self):
+        self.condition = threading.Condition()
+        self.waiting = None
+        self.thread = None
+        self.closed = False
+
+    def ask(self, keeper, model, load_data):
+        with self.condition:
+            if self.closed:
+                return
+            self.waiting = (keeper, model, load_data)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._work, daemon=True, name="not-a-digit rules")
+                self.thread.start()
+            self.condition.notify()
+
+    def close(self):
+        """The server is shutting down: what waits is dropped, and the thread ends after the rule it is learning."""
+        with self.condition:
+            self.closed, self.waiting = True, None
+            self.condition.notify()
+
+    def _work(self):
+        # The learning gives way to the drawings: on Linux a thread has a niceness of its own.
+        if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LEARNING_NICENESS)
+            except OSError:
+                pass
+        while True:
+            with self.condition:
+                while self.waiting is None and not self.closed:
+                    self.condition.wait()
+                if self.closed:
+                    return
+                (keeper, model, load_data), self.waiting = self.waiting, None
+            keeper.learn(model, load_data)
+
+
+# For a network loaded outside a server's playground (a notebook, a test): one learner for the process.
+LEARNER = Learner()
+
+
 class RuleKeeper:
     """The rule of one run and where it stands: `state` is READY, LEARNING, NONE (not a digit run) or FAILED.
 
     `load_data()` gives the run's MNIST (for the fit); `applies` is False for runs on other pictures than digits,
-    whose classes the detector knows nothing about.
+    whose classes the detector knows nothing about; `learner` (a Learner, the server's) learns a rule the run lacks.
     """
 
-    def __init__(self, run_dir, model, load_data, applies):
+    def __init__(self, run_dir, model, load_data, applies, learner=None):
         self.run_dir = pathlib.Path(run_dir)
         self.rule, self.state, self.problem = None, NONE, None
         if not applies:
@@ -47,8 +96,7 @@ class RuleKeeper:
             self.state = READY
             return
         self.state = LEARNING
-        threading.Thread(target=self._learn, args=(model, load_data), daemon=True,
-                         name=f"not-a-digit rule for {self.run_dir.name}").start()
+        (learner or LEARNER).ask(self, model, load_data)
 
     def _stored(self):
         try:
@@ -58,12 +106,8 @@ class RuleKeeper:
             log.warning("the rule in %s could not be read (%s); learning it again", self.run_dir, error)
             return None
 
-    def _learn(self, model, load_data):
-        if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LEARNING_NICENESS)
-            except OSError:
-                pass
+    def learn(self, model, load_data):
+        """Fit the rule and keep it in the run folder (the learner's thread calls this)."""
         try:
             with _lock_for(self.run_dir):
                 rule = self._stored()
