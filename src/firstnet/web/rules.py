@@ -7,7 +7,6 @@ next start reads it in a moment.
 
 import collections
 import logging
-import os
 import pathlib
 import threading
 import zipfile
@@ -19,7 +18,6 @@ READY, LEARNING, NONE, FAILED = "ready", "learning", "none", "failed"
 # while it learns): the second waits for the first, then reads what it stored.
 _run_locks = collections.defaultdict(threading.Lock)
 _run_locks_lock = threading.Lock()
-LEARNING_NICENESS = 10
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +57,8 @@ class Learner:
             self.condition.notify()
 
     def _work(self):
-        # The learning gives way to the drawings: on Linux a thread has a niceness of its own.
-        if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LEARNING_NICENESS)
-            except OSError:
-                pass
+        # It runs at the server's own priority: a thread made nicer would hold Python's lock while the system kept
+        # it waiting for a processor, and the answers to the drawings would wait with it.
         while True:
             with self.condition:
                 while self.waiting is None and not self.closed:
