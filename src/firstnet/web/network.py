@@ -1,6 +1,7 @@
 """The network the page talks to: one loaded model, its run's facts, and what it makes of one picture: the answer,
 why (explain.py), whether it is a digit at all (rules.py), and the smallest change that fools it (fool.py)."""
 
+import logging
 import pathlib
 import threading
 
@@ -12,11 +13,13 @@ from firstnet.errors import UserError
 from firstnet.web import rules
 
 TOP_UNITS = 8
-# Each pixel's share of the score, to five significant digits: the picture is the same, the JSON a third the size.
+# Each pixel's share of the score, to five significant digits: the same picture, in about half the JSON.
 SIGNIFICANT_DIGITS = 5
 # The most pixels the server decodes for one picture (a JPEG is first decoded at a reduced scale, for free): a
 # 2000x2000 drawing costs well under a second and 100 MB, where a 4096x4096 one would cost seconds and half a GB.
 MAX_PIXELS = 4_000_000
+
+log = logging.getLogger(__name__)
 
 
 class Busy(Exception):
@@ -54,7 +57,11 @@ class Network:
         blank = np.zeros(self.shape or (images.FIELD, images.FIELD), dtype=np.uint8)
         self.probabilities(blank)
         if self.explains:
-            self.explanation(blank)
+            try:
+                self.explanation(blank)
+            except Exception:  # noqa: BLE001 - a model explain.py cannot take still answers, without "why".
+                log.exception("%s: its answers cannot be explained, so the page shows them without", self.model_path)
+                self.explains = False
         self.rules = rules.RuleKeeper(self.model_path.parent, model, self.run_data, applies=self.digits, learner=learner)
 
     def info(self):
