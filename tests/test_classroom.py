@@ -28,6 +28,8 @@ CALLS = {
     ("POST", "/api/collection/import"): {"content": b"not a zip", "headers": {"content-type": "application/zip"}},
     ("POST", "/api/collection"): {"content": b"", "headers": {"content-type": "text/plain"}},
     ("POST", "/api/predict"): {"json": {"image": "@@"}},
+    ("POST", "/api/fool"): {"json": {"index": 0, "target": 3}},
+    ("GET", "/api/train/cell"): {"url": "/api/train/cell?true=3&predicted=5"},
 }
 
 

@@ -23,6 +23,15 @@ def picture_shape(run_metrics):
     return folders.shape_of((run_metrics or {}).get("preparation"))
 
 
+def is_digit_run(run_metrics):
+    """True for a run on MNIST's digits, or one saved before runs recorded their data: 28x28 digits prepared the MNIST
+    way, classes 0 to 9. Explaining, fooling and "not a digit" are built on those (the command line and the page)."""
+    run_metrics = run_metrics or {}
+    names = run_metrics.get("class_names")
+    return (run_metrics.get("dataset") in (None, "mnist") and picture_shape(run_metrics) is None
+            and (names is None or [str(name) for name in names] == [str(digit) for digit in range(10)]))
+
+
 def paper_removed(run_metrics):
     """Whether the run's pictures had their paper taken away (data/folders.py); a new picture is made the same way."""
     return folders.removes_paper((run_metrics or {}).get("preparation"))

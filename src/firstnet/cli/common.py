@@ -143,26 +143,15 @@ def print_scores(test_accuracy, test_loss):
     print(f"test_loss: {test_loss:.4f}")
 
 
-def is_digit_run(run_metrics):
-    """True for a run on MNIST's digits, or one saved before runs recorded their data: 28x28 digits prepared the MNIST
-    way, classes 0 to 9. Explaining, fooling and "not a digit" are built on those."""
-    from firstnet import predict
-
-    run_metrics = run_metrics or {}
-    names = run_metrics.get("class_names")
-    return (run_metrics.get("dataset") in (None, "mnist") and predict.picture_shape(run_metrics) is None
-            and (names is None or [str(name) for name in names] == [str(digit) for digit in range(10)]))
-
-
 def load_digit_run(run, command):
     """The model.keras path, the model and the metrics of a run on MNIST's digits (`run` as the learner named it, or
     the newest); one line and exit 2 for a run on other pictures."""
-    from firstnet import model as firstnet_model, runs
+    from firstnet import model as firstnet_model, predict, runs
 
     model_path = runs.resolve_model(run)
     model = firstnet_model.load_model(model_path)
     run_metrics = runs.read_metrics(model_path.parent)
-    if not is_digit_run(run_metrics):
+    if not predict.is_digit_run(run_metrics):
         raise UserError(f"{model_path.parent} was trained on {run_metrics.get('dataset') or 'your own pictures'}, not "
                         f"MNIST's digits; `firstnet {command}` works on digit runs (`firstnet train` makes one)")
     return model_path, model, run_metrics

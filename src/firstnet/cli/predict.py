@@ -32,7 +32,7 @@ def run(args):
     width = max(len(name) for name in names)
     # On digit runs, an honest "this does not look like the digits I learned" (abstain.py); other runs' classes are
     # the learner's own, and the detector knows only what is not a digit.
-    abstained = not_a_digit(model_path.parent, model, run_metrics, results) if common.is_digit_run(run_metrics) else None
+    abstained = not_a_digit(model_path.parent, model, run_metrics, results) if predict.is_digit_run(run_metrics) else None
     # Which model answered comes first: the newest run may be an experiment rather than the lesson's network.
     if not args.json:
         print(runs_table.model_line(model_path, run_metrics))

@@ -20,8 +20,8 @@ from starlette import concurrency
 from firstnet import __version__, classroom, runs
 from firstnet.data import collection as class_collection
 from firstnet.errors import UserError
-from firstnet.web import (collection as web_collection, knobs as web_knobs, limits, live, live_routes,
-                          network as web_network, roles)
+from firstnet.web import (collection as web_collection, knobs as web_knobs, lesson_routes, limits, live, live_routes,
+                          network as web_network, roles, rules as web_rules)
 
 STATIC = pathlib.Path(__file__).parent / "static"
 # The page loads nothing from elsewhere; the browser is told so, which also proves it in a classroom without internet.
@@ -62,7 +62,9 @@ class Playground:
 
     def __init__(self, model_path, runs_root, data, announce, room, guard):
         self.runs_root = runs_root
-        self.network = web_network.load_network(model_path, runs_root)
+        # The thread that learns a run's "not a digit" rule when its folder has none (web/rules.py).
+        self.learner = web_rules.Learner()
+        self.network = web_network.load_network(model_path, runs_root, self.learner)
         self.training = live.Session(runs_root, self.load, data=data, announce=announce)
         self.room = room
         self.guard = guard
@@ -70,7 +72,20 @@ class Playground:
         self.waiting = 0
 
     def load(self, run_dir):
-        self.network = web_network.load_network(run_dir, self.runs_root)
+        self.network = web_network.load_network(run_dir, self.runs_root, self.learner)
+
+    async def busy(self, function, *args):
+        """Run CPU work (decoding a picture and the network's arithmetic, fooling a digit) in the thread pool, off the
+        event loop, DECODING_AT_ONCE at a time; a 503 when DECODING_WAITING wait already."""
+        if self.waiting >= DECODING_WAITING:
+            raise fastapi.HTTPException(503, "the server is busy reading other pictures; try again in a moment",
+                                        headers={"Retry-After": "2"})
+        self.waiting += 1
+        try:
+            async with self.decoding:
+                return await concurrency.run_in_threadpool(function, *args)
+        finally:
+            self.waiting -= 1
 
     def model_info(self):
         network = self.network
@@ -103,6 +118,7 @@ def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start
             playground.training.start(web_knobs.Knobs(**(train_knobs or {})))
         yield
         playground.training.close()
+        playground.learner.close()
 
     # FastAPIOffline serves Swagger UI's files from the fastapi-offline package instead of a CDN: /docs works offline.
     app = fastapi_offline.FastAPIOffline(
@@ -181,6 +197,8 @@ def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start
         return playground.model_info()
 
     live_routes.add_routes(app, playground)
+    # What deep learning is not: fool it, and a confusion cell's pictures (why and "not a digit" come with predict).
+    lesson_routes.add_routes(app, playground, playground.busy)
     # The class collection (`serve --collection DIR`, else collection/ beside the runs): web/collection.py.
     web_collection.add_routes(app, room, limits.RateLimit(ADDS_PER_MINUTE))
 
@@ -189,24 +207,20 @@ def create_app(model_path=None, runs_root=runs.DEFAULT_RUNS_ROOT, train_on_start
                          503: {"description": "no trained model yet"}})
     async def predict_digit(request: fastapi.Request):
         """Answer with `digit`, the ten `probabilities`, the 28x28 `input` the network saw (0..255), and the
-        strongest `hidden` units, each with its first-layer weights as a 28x28 picture and its votes for each digit."""
+        strongest `hidden` units, each with its first-layer weights as a 28x28 picture and its votes for each digit.
+        `explanation` says why (each pixel's share of the digit's score, 28x28; null for pictures other than 28x28
+        grey); on a digit run `not_a_digit` says whether it looks like the digits the network learned (null while
+        the rule is learnt, see `GET /api/model`'s `not_a_digit_rule`), with `unlike_digits` and the
+        `calibrated_probability` of the digit it would choose."""
         image_bytes, name = await read_image(request)
         network = playground.network
         if network is None:
             raise fastapi.HTTPException(503, f"no trained model yet: run `{TRAIN_COMMAND}` and restart "
                                              "`firstnet serve`, or train one from the page (the teacher's link)")
-        if playground.waiting >= DECODING_WAITING:
-            raise fastapi.HTTPException(503, "the server is busy reading other pictures; try again in a moment",
-                                        headers={"Retry-After": "2"})
-        playground.waiting += 1
         try:
-            async with playground.decoding:
-                # Decoding and the network's arithmetic are CPU work: keep them off the event loop.
-                answer = await concurrency.run_in_threadpool(network.analyse, image_bytes, name)
+            answer = await playground.busy(network.analyse, image_bytes, name)
         except UserError as error:
             raise fastapi.HTTPException(422, str(error)) from None
-        finally:
-            playground.waiting -= 1
         # The answer is plain JSON already; FastAPI's generic encoder would walk its 7,000 numbers one by one.
         return responses.JSONResponse(answer)
 

@@ -16,6 +16,7 @@ import sys
 import threading
 
 from firstnet import runs
+from firstnet.web import cells
 
 # Only the newest weights picture is worth replaying; every other event is kept for viewers who join late.
 LATEST_ONLY = ("snapshot",)
@@ -47,6 +48,8 @@ class Session:
         self.viewers = {}
         self.began = self.stop_asked = False
         self.closing = False
+        # The digits behind the confusion matrix and their last probabilities: GET /api/train/cell.
+        self.confusion = cells.ConfusionPictures()
         self._new_run(None)
         self.status_ = {"state": "idle", "paused": False, "message": "", "epoch": 0, "epochs": None, "step": 0,
                         "steps": None, "fraction": 0.0, "run": None, "knobs": None}
@@ -79,6 +82,7 @@ class Session:
             # Whether the run has begun training (its "begin" event came), and whether it was asked to stop.
             self.began = self.stop_asked = False
             self._new_run(knobs)
+            self.confusion.forget()
             self.status_ = {"state": "running", "paused": False, "message": "starting", "epoch": 0,
                             "epochs": None, "step": 0, "steps": None, "fraction": 0.0, "run": str(run_dir),
                             "knobs": knobs.model_dump()}
@@ -156,6 +160,9 @@ class Session:
                 try:
                     event = json.loads(line)
                 except ValueError:
+                    continue
+                if event.get("kind") in cells.PRIVATE:
+                    self.confusion.take(event)
                     continue
                 if event.get("kind") == "trained":
                     trained = event

@@ -1,7 +1,8 @@
 """Who may do what on the class's server: the role of each route, and the checks every request passes first.
 
 Three rules, one per route (ROUTES; a route with none makes the app refuse to start):
-- `anyone`: the page, its files, the model's facts, predictions, the live view;
+- `anyone`: the page, its files, the model's facts, predictions, fooling a test digit, the live view and its
+  confusion cells;
 - `student`: what a student does as themselves: add a picture, see and take back their own, see how the network
   reads them. A student is a random id kept in a signed cookie (no name), given to every browser on its first visit;
 - `teacher`: everything else (training, fine-tuning, the whole class's pictures and score, export and import, the
@@ -35,10 +36,12 @@ ROUTES = {
     ("GET", "/static-offline-docs"): ANYONE,
     ("GET", "/api/model"): ANYONE,
     ("POST", "/api/predict"): ANYONE,
+    ("POST", "/api/fool"): ANYONE,  # It reads MNIST's public test digits and changes nothing.
     ("GET", "/api/class"): ANYONE,
     ("GET", "/api/class/qr.svg"): ANYONE,
     ("GET", "/api/train"): ANYONE,
     ("GET", "/api/train/events"): ANYONE,
+    ("GET", "/api/train/cell"): ANYONE,
     ("POST", "/api/collection"): STUDENT,
     ("GET", "/api/collection/mine"): STUDENT,
     ("GET", "/api/collection/mine/score"): STUDENT,

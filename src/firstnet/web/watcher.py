@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from firstnet.web import cells
+
 # The loops report every REPORT_EVERY steps; curve points go out at most this often, weight pictures less often.
 STEP_SECONDS = 0.05
 SNAPSHOT_SECONDS = 0.25
@@ -74,6 +76,8 @@ class LiveWatcher:
         # The confusion matrix is counted on digits the network does not learn from: the held-out validation
         # digits when there are some, else the first of the test digits.
         self.confusion_on, self.confusion_images, self.confusion_labels = self._confusion_digits()
+        # The last evaluation's probabilities for the confusion digits: a cell of the matrix opens to its pictures.
+        self.confusion_probabilities = None
         self.model = None
         self.steps = None
         self.sent_step = self.sent_snapshot = -math.inf
@@ -102,6 +106,10 @@ class LiveWatcher:
     def _on_begin(self, event):
         if event.text:
             self._build_model()
+            # For the server alone (web/cells.py): the pictures behind the matrix's counts, sent once.
+            self.send({"kind": cells.DIGITS_EVENT, "on": self.confusion_on,
+                       "pictures": cells.packed(_grey(self.confusion_images), np.uint8),
+                       "labels": cells.packed(self.confusion_labels, np.int16)})
             self.send({"kind": "begin", "text": event.text, "model": self.config.model,
                        "strip": {"images": as_bytes(_grey(self.strip_images), 255.0),
                                  "labels": self.strip_labels.tolist()},
@@ -203,6 +211,10 @@ class LiveWatcher:
         np.add.at(matrix, (self.confusion_labels, guesses), 1)
         strip = _guesses(probabilities[:len(self.strip_images)])
         finished = event.epoch - 1 if event.step == 0 else event.epoch - 1 + event.step / max(event.steps, 1)
+        # The probabilities go first, so that the server has them before any viewer sees the matrix they make.
+        self.confusion_probabilities = probabilities[len(self.strip_images):].astype(np.float32)
+        self.send({"kind": cells.SCORES_EVENT, "after_epochs": round(finished, 3),
+                   "probabilities": cells.packed(np.nan_to_num(self.confusion_probabilities), np.float32)})
         self.send({"kind": "evaluation", "after_epochs": round(finished, 3), "confusion": matrix.tolist(),
                    "on": self.confusion_on, "accuracy": finite(np.trace(matrix) / max(matrix.sum(), 1)),
                    "strip": strip})

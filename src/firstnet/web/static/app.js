@@ -22,6 +22,10 @@ const units = byId("units");
 const activeUnits = byId("active-units");
 const upload = byId("upload");
 const answerPanel = document.querySelector(".answer");
+const digitLine = document.querySelector(".digit-line");
+const notADigit = byId("not-a-digit");
+const ifItWere = byId("if-it-were");
+const barsNote = byId("bars-note");
 
 // `photo` is the last uploaded file while it is the picture shown; drawing or clearing makes the pad's the picture.
 const drawing = { active: false, last: null, inked: false, photo: null };
@@ -69,6 +73,7 @@ function clearPad() {
 function resetAnswer() {
   digitOutput.textContent = "?";
   confidence.textContent = "";
+  showAbstention(null);
   bars.querySelectorAll("li").forEach((item) => {
     item.classList.remove("winner");
     item.querySelector(".fill").style.width = "0";
@@ -200,8 +205,27 @@ function showAnswer(answer) {
   });
   drawInput(answer.input);
   drawUnits(answer.hidden || [], answer.active_units, answer.hidden_units);
-  say(message, `The network reads a ${label}. Keep drawing, or ${CLEAR_HINT} to start again.`);
-  emit("answer", { digit: best, label });
+  showAbstention(answer.not_a_digit === true ? answer : null);
+  if (answer.not_a_digit === true) {
+    say(message, `The network says this does not look like a digit. Keep drawing, or ${CLEAR_HINT} to start again.`);
+  } else {
+    say(message, `The network reads a ${label}. Keep drawing, or ${CLEAR_HINT} to start again.`);
+  }
+  emit("answer", { digit: best, label, answer });
+}
+
+// The honest answer for a picture unlike the digits the network learned: said in words, with what it would have
+// answered beside it, smaller; the bars stay, marked as what it would say if it were a digit. `answer` is null
+// for a digit (or while the run's rule is still being learnt).
+function showAbstention(answer) {
+  const abstains = answer !== null;
+  digitLine.hidden = abstains;
+  notADigit.hidden = !abstains;
+  barsNote.hidden = !abstains;
+  bars.classList.toggle("hypothetical", abstains);
+  if (!abstains) return;
+  const sure = answer.calibrated_probability ?? answer.probability;
+  ifItWere.textContent = `if it were one: ${answer.label ?? answer.digit} (${Math.round(sure * 100)}%)`;
 }
 
 function drawInput(rows) {

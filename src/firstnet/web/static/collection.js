@@ -157,8 +157,9 @@ async function myScore() {
   })));
 }
 
-on("answer", ({ digit }) => {
-  if (!label.picked) choose(digit, false);
+on("answer", ({ digit, answer }) => {
+  // A picture the network says is not a digit gets no label suggested: the learner says what it is, if anything.
+  if (!label.picked) choose(answer && answer.not_a_digit === true ? null : digit, false);
 });
 on("cleared", () => choose(null, false));
 on("picture", ({ kind }) => {

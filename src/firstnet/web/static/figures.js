@@ -1,6 +1,6 @@
 // The live panel's figures, drawn from the run's state (live.js keeps it): the loss and accuracy curves, the first
 // layer's weights, the strip of fixed test digits with the current guesses, and the confusion matrix.
-import { byId, format, paintWeights } from "./common.js";
+import { byId, emit, format, paintWeights } from "./common.js";
 
 const LINE = "#0b57d0";
 const VALIDATION = "#e8590c";
@@ -21,6 +21,7 @@ export function clearFigures() {
   weightsBox.replaceChildren();
   strip.replaceChildren();
   confusion.replaceChildren();
+  emit("confusion-cleared");
   delete weightsBox.dataset.drawn;
   delete confusion.dataset.drawn;
 }
@@ -160,7 +161,16 @@ function drawConfusion(run) {
     row.append(cell("th", names[truth]));
     counts.forEach((count, guess) => {
       const share = count / total;
-      const td = cell("td", String(count));
+      // Each count is a button: it opens the cell to the digits it counts (cells.js).
+      const td = document.createElement("td");
+      const opener = cell("button", String(count));
+      opener.type = "button";
+      opener.disabled = count === 0;
+      opener.dataset.true = String(truth);
+      opener.dataset.predicted = String(guess);
+      opener.setAttribute("aria-label", `${count} ${names[truth]} read as ${names[guess]}: show them`);
+      opener.addEventListener("click", () => emit("confusion-cell", { true: truth, predicted: guess, count, names }));
+      td.append(opener);
       td.style.background = truth === guess ? `rgba(43,138,62,${share})` : `rgba(201,42,42,${Math.min(1, share * 3)})`;
       td.style.color = share > 0.5 ? "#fff" : "#111";
       row.append(td);
@@ -172,4 +182,5 @@ function drawConfusion(run) {
   const seen = shown.confusion.flat().reduce((a, b) => a + b, 0);
   byId("live-confusion-title").textContent = `Confusion matrix ${after}, on ${seen} ${shown.on} (accuracy ${format(shown.accuracy * 100, 1)}%)`;
   confusion.dataset.drawn = String(shown.seq);
+  emit("confusion-drawn", { seq: shown.seq });
 }
