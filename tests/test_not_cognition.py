@@ -76,6 +76,16 @@ def test_every_backend_explains_the_tutorials_network_as_numpy_does(mnist):
         np.testing.assert_allclose(explained["attributions"], expected, atol=1e-4 * largest)
 
 
+def test_a_rule_is_learnt_from_a_small_set_too(mnist):
+    """The offline digits bundled with firstnet are 5,000: fewer than the rule's usual 5,000 + 10,000 training digits."""
+    from firstnet import abstain, model as firstnet_model
+    from firstnet.data import Dataset
+
+    small = Dataset(mnist.x_train[:600], mnist.y_train[:600], mnist.x_test[:200], mnist.y_test[:200], source="small")
+    rule = abstain.fit_rule(firstnet_model.build_model("dense", hidden_units=16), small, per_kind=5)
+    assert np.isfinite(rule["threshold"]) and rule["temperature"] > 0
+
+
 def test_the_softmax_inside_the_last_layer_is_left_out_of_the_logits(dense, mnist):
     logits = explain.logits(dense, mnist.x_test[:20])
     np.testing.assert_allclose(calibration.softmax(logits), dense.predict(mnist.x_test[:20].reshape(20, -1) / 255, verbose=0),

@@ -88,8 +88,12 @@ def fit_rule(model, data, per_kind=FIT_PER_KIND, seed=0):
     """
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(data.x_train))
-    fit_digits = data.x_train[order[:DIGITS_FOR_FIT]]
-    threshold_digits = data.x_train[order[DIGITS_FOR_FIT:DIGITS_FOR_FIT + DIGITS_FOR_THRESHOLD]]
+    if len(order) < 2:
+        raise ValueError(f"the data has {len(order)} training digits; learning when not to answer needs at least two")
+    # A small set (the offline digits bundled with firstnet hold 5,000) gives half of its digits to each part.
+    fit_count = min(DIGITS_FOR_FIT, len(order) // 2)
+    fit_digits = data.x_train[order[:fit_count]]
+    threshold_digits = data.x_train[order[fit_count:fit_count + DIGITS_FOR_THRESHOLD]]
     others = np.concatenate([nondigits.cached(kind, per_kind, seed) for kind in nondigits.KINDS])
     detector = fit_detector(hidden_features(model, fit_digits), hidden_features(model, others), seed=seed)
     threshold = float(np.quantile(_detector_logits(detector, hidden_features(model, threshold_digits)), ANSWERED))
