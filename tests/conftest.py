@@ -95,6 +95,8 @@ BACKEND_FREE = {
     "test_schema_fuzz.py": "generated requests against the routes' own validation",
     "test_lesson_api.py": "the page's why, fool and confusion-cell routes; the library calls behind them (explain, "
                           "fool, abstain, confusion_cell) are test_not_cognition's, on every backend",
+    "test_other_hands.py": "digits drawn, scanned and prepared by NumPy and Pillow; the network reading them is "
+                           "the shared trained run's",
     # Run files and folders read as data: validated before any model is built.
     "test_run_files.py": "run files validated by their schemas before any model is built",
     "test_links.py": "links, collisions, leftovers and names in folders",

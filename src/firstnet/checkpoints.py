@@ -27,7 +27,7 @@ GROUPS = ("trainable", "non_trainable", "optimizer")
 # Versions that must be the same for a resumed run to compute what the uninterrupted one would have.
 DECIDING = ("python", "firstnet", "keras", "numpy", "jax", "jaxlib", "torch", "tensorflow", "backend")
 # The settings a checkpoint keeps; a resumed run takes them all from it.
-RECIPE = ("model", "dataset", "epochs", "batch_size", "hidden_units", "optimizer", "learning_rate",
+RECIPE = ("model", "augment", "dataset", "epochs", "batch_size", "hidden_units", "optimizer", "learning_rate",
           "learning_rate_schedule", "validation_split", "seed", "loop", "data")
 
 
@@ -210,7 +210,7 @@ def resumed_config(config):
     """The TrainConfig of the run that `config.resume` names: its own recipe, seed and folder."""
     meta = read(config.resume).meta
     # A checkpoint from before the model families and named datasets trained the tutorial's network on MNIST.
-    recipe = {name: meta["recipe"].get(name, {"model": "dense"}.get(name)) for name in RECIPE}
+    recipe = {name: meta["recipe"].get(name, {"model": "dense", "augment": "none"}.get(name)) for name in RECIPE}
     recipe["loop"] = meta["loop"]  # The loop that really ran, which a fallback may have changed.
     return dataclasses.replace(config, **recipe, run_dir=str(config.resume))
 

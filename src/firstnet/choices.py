@@ -9,6 +9,9 @@ SCHEDULES = ("constant", "cosine")
 LOOPS = ("compiled", "fit")
 # "dense": the tutorial's network, the default; "convnet": the next lesson (model.py builds each).
 MODELS = ("dense", "convnet")
+# How training pictures are redrawn at random (`--augment`, augment.py): "none", the tutorial's and the dense
+# network's default; "stroke", heavier or lighter strokes, the convnet's; "all", strokes and a turn, slant, size and place.
+AUGMENTATIONS = ("none", "stroke", "all")
 # Datasets by name (`--dataset`), through keras.datasets and its cache (data/named.py).
 DATASETS = ("mnist", "fashion_mnist")
 # The part of each digit of a class collection held out to score fine-tuning before and after (`train --from`).

@@ -6,19 +6,26 @@ import pathlib
 import keras
 from keras import layers
 
+from firstnet.augment import with_augmentation
 from firstnet.choices import OPTIMIZERS, SCHEDULES
 from firstnet.errors import UserError
 
 
-def build_model(family="dense", input_shape=(28, 28), num_classes=10, *, hidden_units=512, input_size=None):
+def build_model(family="dense", input_shape=(28, 28), num_classes=10, *, hidden_units=512, input_size=None,
+                augment="none"):
     """The network of `family` ("dense", the tutorial's and the default, or "convnet") for images of `input_shape`.
 
     `input_shape` is one image's shape, (height, width) for grey pictures or (height, width, 3) for colour ones;
     `num_classes` the number of classes. `build_model(hidden_units=512)` is the tutorial's network for MNIST.
+    With `augment` ("stroke" or "all", augment.py), the network starts with augmentation layers: in training each
+    picture is redrawn a little differently every time it is seen; in prediction they pass it through unchanged.
     """
     if family not in BUILDERS:
         raise ValueError(f"unknown model family {family!r}; choose one of {', '.join(BUILDERS)}")
-    return BUILDERS[family](tuple(input_shape), int(num_classes), hidden_units=hidden_units, input_size=input_size)
+    network = BUILDERS[family](tuple(input_shape), int(num_classes), hidden_units=hidden_units, input_size=input_size)
+    if augment == "none":
+        return network
+    return with_augmentation(network, tuple(input_shape), augment)
 
 
 def build_dense(input_shape, num_classes, *, hidden_units=512, input_size=None):

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from firstnet.choices import LOOPS, MAX_HIDDEN_UNITS, MODELS, OPTIMIZERS, SCHEDULES
+from firstnet.choices import AUGMENTATIONS, LOOPS, MAX_HIDDEN_UNITS, MODELS, OPTIMIZERS, SCHEDULES
 from firstnet.errors import UserError
 
 # Far beyond any run firstnet makes, far below what would exhaust memory (MAX_HIDDEN_UNITS too, in choices.py):
@@ -95,6 +95,7 @@ class Data(Schema):
 
 class Recipe(Schema):
     model: Literal[MODELS] = "dense"
+    augment: Literal[AUGMENTATIONS] = "none"
     dataset: Name | None = None
     epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)]
     batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)]

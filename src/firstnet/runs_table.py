@@ -70,6 +70,8 @@ SETTINGS = (
     ("lr", learning_rate, "<"),
     ("val", lambda metrics: f"{metrics.get('validation_split') or 0:g}", ">"),
     ("batch", lambda metrics: str(metrics.get("batch_size", "?")), ">"),
+    # How training pictures were redrawn (`--augment`); runs saved before it had none.
+    ("augment", lambda metrics: str(metrics.get("augment") or "none"), "<"),
     ("loop", loop, "<"),
 )
 
@@ -81,9 +83,10 @@ def recipe(metrics):
         return "an experiment, " + recipe({**metrics, "experiment": False})
     if metrics.get("finetune"):
         return f"fine-tuned on {data_label(metrics)}"
-    tutorial = {"hidden": "512", "optimizer": "rmsprop", "lr": "0.001", "val": "0", "batch": "128"}
+    tutorial = {"hidden": "512", "optimizer": "rmsprop", "lr": "0.001", "val": "0", "batch": "128", "augment": "none"}
     if metrics.get("model") == "convnet":  # The next lesson's recipe (train.CONVNET) is the convnet's own.
-        tutorial = {"hidden": "-", "optimizer": "adam", "lr": "0.004 cosine", "val": "0", "batch": "128"}
+        tutorial = {"hidden": "-", "optimizer": "adam", "lr": "0.004 cosine", "val": "0", "batch": "128",
+                    "augment": "stroke"}
     values = {header: read(metrics) for header, read, _ in SETTINGS if header not in ("loop", "model")}
     changed = [f"{header} {value}" for header, value in values.items() if tutorial[header] != value]
     if metrics.get("model") == "convnet":

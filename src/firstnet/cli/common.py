@@ -99,7 +99,7 @@ def train_config(args, preset=None):
     from firstnet import train
 
     preset = preset or {}
-    return train.TrainConfig(model=preset.get("model", "dense"), epochs=args.epochs or preset.get("epochs", 5),
+    return train.TrainConfig(model=preset.get("model", "dense"), augment=preset.get("augment", "none"), epochs=args.epochs or preset.get("epochs", 5),
                              batch_size=from_recipe(args.batch_size, preset, "batch_size"),
                              hidden_units=args.hidden_units, optimizer=from_recipe(args.optimizer, preset, "optimizer"),
                              dataset=getattr(args, "dataset", None),

@@ -21,6 +21,11 @@ def add_flags(parser):
                         help="dense: the tutorial's Dense(512) network (the default); convnet: the next lesson, a "
                              "convolutional network past 99.2%% on MNIST with its own recipe (3 epochs, adam at 0.004 "
                              "falling to 0 along a cosine, batch 128); flags given still override it")
+    parser.add_argument("--augment", choices=choices.AUGMENTATIONS,
+                        help="redraw each training picture a little differently every time it is seen, so that the "
+                             "network reads other hands: stroke (heavier or lighter strokes; --model convnet's default), "
+                             "all (also turned, slanted, resized, moved), none (the tutorial's default); layers at the "
+                             "network's front, inactive in prediction (docs/lesson.md)")
     parser.add_argument("--fast", action="store_true",
                         help="not the tutorial's recipe: a shorter one that reaches the same accuracy sooner (2 epochs, "
                              "learning rate 0.004 falling to 0 along a cosine)")
@@ -53,6 +58,8 @@ def run(args):
         progress(events.Event("note", text=f"firstnet: {fallback}; training goes on, only slower to start"))
     config = common.train_config(args, train.CONVNET if args.model == "convnet" else train.FAST if args.fast else None)
     config.resume = args.resume
+    if args.augment is not None:
+        config.augment = args.augment
     result = train.train(config, data=data, watchers=[progress], figures=figures, timings=timings)
     common.print_scores(result.metrics["test_accuracy"], result.metrics["test_loss"])
     if result.metrics.get("learned") is False and not result.metrics["interrupted"]:
@@ -72,7 +79,7 @@ def resumed_data(args):
     given = [flag for flag, value, default in (
         ("--epochs", args.epochs, None), ("--seed", args.seed, None), ("--data", args.data, None),
         ("--run-dir", args.run_dir, None), ("--loop", args.loop, None), ("--learning-rate", args.learning_rate, None),
-        ("--fast", args.fast, False), ("--batch-size", args.batch_size, defaults.batch_size),
+        ("--fast", args.fast, False), ("--augment", args.augment, None), ("--batch-size", args.batch_size, defaults.batch_size),
         ("--hidden-units", args.hidden_units, defaults.hidden_units), ("--optimizer", args.optimizer, defaults.optimizer),
         ("--validation-split", args.validation_split, defaults.validation_split)) if value != default]
     if given:

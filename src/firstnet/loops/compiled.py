@@ -167,7 +167,12 @@ class _Programs:
     def __init__(self, model, batch_size, pixels, emit, mesh=None):
         self.model, self.batch_size, self.pixels, self.emit, self.mesh = model, batch_size, pixels, emit, mesh
         # Blank pixels are skipped in a first Dense layer on flat pixels only; a convnet takes all of them.
-        self.flat = len(model.inputs[0].shape) == 2
+        # Nor when augmentation layers come first: the first product then takes redrawn digits, not the pixels.
+        # Imported here: augment.py imports Keras, which this module must not do before Keras chooses its backend
+        # (the start-up imports Keras in the background while it reads MNIST; startup.py).
+        from firstnet import augment
+
+        self.flat = len(model.inputs[0].shape) == 2 and not augment.is_augmented(model)
         self.with_speedups = True
         self.fallbacks = []
         self.compiled = {}
