@@ -113,8 +113,11 @@ def test_train_from_the_page_watch_it_learn_then_draw(empty_server, browser, stu
 def test_pause_resume_and_stop_from_the_page_and_the_projector_follows(empty_server, browser, tmp_path):
     # All 60,000 digits for five epochs: long enough to pause, resume and stop it by hand.
     browser.get(with_query(empty_server, "?seed=1&hidden_units=64"))
-    browser.find_element("id", "live-start").click()
     buttons = {name: browser.find_element("id", f"live-{name}") for name in ("start", "pause", "resume", "stop")}
+    # The teacher's controls show once the page has learnt its role from the server: not at the first paint.
+    wait_for(lambda: buttons["start"].is_displayed() and buttons["start"].is_enabled(), timeout=60,
+             message="the teacher's start button never showed")
+    buttons["start"].click()
     # The page first shows the last run (replayed); the new one's first curve point says "step".
     wait_for(lambda: " · step " in status_text(browser), timeout=180, message="no point of the new run's curve arrived")
     assert not buttons["start"].is_enabled()

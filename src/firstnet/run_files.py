@@ -63,6 +63,7 @@ class Metrics(Schema):
     started_at: Name | None = None
     total_seconds: float | None = None
     model: Literal[MODELS] = "dense"
+    augment: Literal[AUGMENTATIONS] | None = None
     dataset: Name | None = None
     data_source: Text | None = None
     data_path: Text | None = None

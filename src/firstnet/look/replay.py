@@ -97,7 +97,8 @@ def _replay_keras(metrics, data, seed, loop, record):
                                hidden_units=int(metrics.get("hidden_units", 512)),
                                validation_split=float(metrics.get("validation_split") or 0.0), loop=loop, verbose=0)
     keras.utils.set_random_seed(seed)
-    model = firstnet_model.build_model(hidden_units=config.hidden_units)
+    # The run's own augmentation layers, if any: they draw from the seeded stream too, so the replay needs them.
+    model = firstnet_model.build_model(hidden_units=config.hidden_units, augment=metrics.get("augment") or "none")
     # The run's optimizer as it started, its learning rate schedule (`train --fast`) included.
     schedule = metrics.get("learning_rate_schedule", "constant")
     firstnet_model.compile_model(model, optimizer=metrics.get("optimizer", "rmsprop"),

@@ -126,7 +126,7 @@ class LiveWatcher:
         from firstnet import model as firstnet_model
 
         self.model = firstnet_model.build_model(self.config.model, self.data.image_shape, self.data.num_classes,
-                                                hidden_units=self.config.hidden_units)
+                                                hidden_units=self.config.hidden_units, augment=self.config.augment)
 
     def _on_epoch_begin(self, event):
         self.send(_plain(event))
