@@ -154,10 +154,15 @@ def parse_preparation(preparation):
     return (height, width, 3) if found[3] == "colour" else (height, width)
 
 
+def _printable(name):
+    """A field's name from a file as one short line: a key may hold newlines or control characters."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in name)[:120]
+
+
 def _problem(path, error):
     """A ValidationError as one line: the file, the field (dotted), what is wrong."""
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "the whole file"
+    where = _printable(".".join(str(part) for part in first["loc"])) or "the whole file"
     return BadRunFile(f"{path}: {where}: {first['msg']} (the file was damaged or changed; train the run again, or "
                       "move the folder out of runs/)")
 
@@ -209,7 +214,7 @@ def read_history(run_dir):
     except ValidationError as error:
         error_copy = error.errors()[0]
         error_copy["loc"] = error_copy["loc"][1:]
-        raise BadRunFile(f"{path}: {'.'.join(map(str, error_copy['loc'])) or 'the whole file'}: {error_copy['msg']} "
+        raise BadRunFile(f"{path}: {_printable('.'.join(map(str, error_copy['loc']))) or 'the whole file'}: {error_copy['msg']} "
                          "(the file was damaged or changed)") from None
     return found
 
