@@ -11,7 +11,8 @@ published recipe to the end and scores the test digits after each epoch (with it
 target is when it first reached it, in its own process time, plus its interpreter's start-up; it stops there unless
 `--full-recipes` is given (the time to target is the same either way). Variants alternate
 round-robin so that other work on the machine slows each alike. The goal asserted: firstnet's median accuracy
-over the seeds reaches the target, in at most 0.3x the fastest peer's median time to target and under 60 s.
+over the seeds reaches the target, in at most GOAL_RATIO times the fastest peer's median time to target. A ratio
+measured in one run, never an absolute time: this machine's speed drifts from day to day.
 """
 
 import argparse
@@ -28,6 +29,10 @@ sys.path.insert(0, str(HERE))
 
 import envs  # noqa: E402
 from run import DEFAULT_DATA, RESULT_PREFIX, firstnet_command  # noqa: E402
+
+# Issue #27's goal: the whole firstnet process to 99.2% in at most 0.12x the time of keras-io's recipe on Keras and
+# TensorFlow (0.3x and under 60 s before it).
+GOAL_RATIO = 0.12
 
 PEERS = HERE / "peers"
 VARIANTS = {
@@ -116,10 +121,10 @@ def summarize(results, target, judge=True):
         return lines, None
     accuracy = statistics.median(run["accuracy"] for run in results["firstnet"])
     fastest = min(peers)
-    verdict = bool(accuracy >= target and medians["firstnet"] <= 0.3 * fastest and medians["firstnet"] < 60)
+    verdict = bool(accuracy >= target and medians["firstnet"] <= GOAL_RATIO * fastest)
     lines += ["", f"firstnet: median accuracy {accuracy:.4f}, {medians['firstnet']:.1f} s against the fastest peer's "
                   f"{fastest:.1f} s ({medians['firstnet'] / fastest:.2f}x): goal {'met' if verdict else 'NOT met'} "
-                  f"(>= {target}, <= 0.3x, < 60 s)"]
+                  f"(>= {target}, <= {GOAL_RATIO}x)"]
     return lines, verdict
 
 
