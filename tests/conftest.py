@@ -100,6 +100,7 @@ BACKEND_FREE = {
     # Run files and folders read as data: validated before any model is built.
     "test_run_files.py": "run files validated by their schemas before any model is built",
     "test_links.py": "links, collisions, leftovers and names in folders",
+    "test_shown.py": "the page's words for the server's paths: strings and pathlib only",
 }
 
 # Tests in the other modules that still cannot differ between backends, each with its reason, by the test's name

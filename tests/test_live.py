@@ -64,6 +64,11 @@ def call(server, method, path, body=None):
     return response.status, answer
 
 
+def saved_folder(server, shown):
+    """The folder of a run the page names as `shown` ("runs/<name>"), on the server's disk."""
+    return pathlib.Path(server[2].state.playground.runs_root).parent / shown
+
+
 class Stream:
     """One viewer of GET /api/train/events: the raw response, and its events as (id, event) pairs."""
 
@@ -103,7 +108,7 @@ def numbers_in(event):
             yield key, value
 
 
-def test_a_short_run_streams_its_events_in_order_and_saves_a_loadable_model(server, tmp_path):
+def test_a_short_run_streams_its_events_in_order_and_saves_a_loadable_model(server, tmp_path, mnist_path):
     status, answer = call(server, "POST", "/api/train", SHORT)
     assert status == 202, answer
     assert answer["training"]["state"] == "running" and answer["training"]["knobs"]["epochs"] == 2
@@ -147,7 +152,12 @@ def test_a_short_run_streams_its_events_in_order_and_saves_a_loadable_model(serv
     assert begin["strip"]["images"]["shape"] == [16, 28, 28] and len(begin["strip"]["labels"]) == 16
 
     saved = events[-1]
-    run_dir = pathlib.Path(saved["run"])
+    # The page names the run as it lies in the runs folder, never by the server's own folders (web/shown.py).
+    assert saved["run"].startswith("runs/") and str(tmp_path) not in json.dumps(events)
+    # The data by its file's name: where it lies on the server is not the viewers' business either.
+    begin_text = next(event["text"] for event in events if event["kind"] == "begin")
+    assert f"({pathlib.Path(mnist_path).name})" in begin_text and str(pathlib.Path(mnist_path).parent) not in json.dumps(events)
+    run_dir = saved_folder(server, saved["run"])
     assert saved["loaded"] is True and saved["interrupted"] is False and 0.7 < saved["test_accuracy"] <= 1
     assert run_dir.parent == tmp_path / "runs"
     import keras
@@ -155,7 +165,7 @@ def test_a_short_run_streams_its_events_in_order_and_saves_a_loadable_model(serv
     model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True, compile=False)
     assert model.get_layer("hidden").get_weights()[0].shape == (784, 32)
     status, info = call(server, "GET", "/api/model")
-    assert info["loaded"] and info["run"] == str(run_dir) and info["hidden_units"] == 32
+    assert info["loaded"] and info["run"] == saved["run"] and info["hidden_units"] == 32
     assert info["training"]["state"] == "finished" and info["training"]["fraction"] == 1.0
 
 
@@ -190,7 +200,7 @@ def test_late_viewers_get_the_run_so_far_and_pause_resume_stop_work(server):
         stream.close()
     status, info = call(server, "GET", "/api/train")
     assert info["state"] == "stopped" and "stopped early" in info["message"]
-    assert (pathlib.Path(info["run"]) / "model.keras").is_file()
+    assert (saved_folder(server, info["run"]) / "model.keras").is_file() and info["run"] in info["message"]
     assert call(server, "POST", "/api/train/stop")[0] == 409
 
 
@@ -213,7 +223,8 @@ def test_a_convnet_run_streams_its_filters_and_confusion_matrices(server, mnist)
 
     from firstnet import predict
 
-    model = keras.saving.load_model(pathlib.Path(events[-1]["run"]) / "model.keras", safe_mode=True, compile=False)
+    model = keras.saving.load_model(saved_folder(server, events[-1]["run"]) / "model.keras", safe_mode=True,
+                                    compile=False)
     guesses = predict.predict_digits(model, mnist.x_test[:1000]).argmax(axis=1)
     expected = np.zeros((10, 10), dtype=int)
     np.add.at(expected, (mnist.y_test[:1000].astype(int), guesses), 1)

@@ -4,6 +4,7 @@ import base64
 import concurrent.futures
 import importlib.resources
 import io
+import json
 import re
 import socket
 import struct
@@ -151,9 +152,13 @@ def test_concurrent_requests_each_get_their_own_answer(client, mnist):
 
 
 def test_model_info(client, trained_run):
-    info = client.get("/api/model").json()
+    response = client.get("/api/model")
+    info = response.json()
     assert info["loaded"] is True
-    assert info["run"] == str(trained_run.run_dir)
+    # Anyone on the network may ask: the run by its name, never the server's folders (web/shown.py).
+    assert info["run"] == trained_run.run_dir.name and info["model_path"] == "model.keras"
+    assert str(trained_run.run_dir.parent) not in response.text and "data_source" not in info
+    assert info["runs_root"] == "runs"
     assert info["test_accuracy"] == pytest.approx(trained_run.metrics["test_accuracy"])
     assert info["epochs"] == 5
     assert info["hidden_units"] == 512
@@ -278,7 +283,8 @@ def test_training_at_start_then_predicting_then_training_again(tmp_path, mnist):
         assert status["training"]["state"] == "finished", status["training"]
         assert status["training"]["epochs"] == 1 and status["training"]["fraction"] == 1.0
         assert status["loaded"] is True and status["epochs"] == 1
-        assert status["run"].startswith(str(runs_root))
+        assert status["run"].startswith("runs/") and (runs_root.parent / status["run"] / "model.keras").is_file()
+        assert str(tmp_path) not in json.dumps(status), "the server's folders reached the page"
         answer = post_file(client, png_bytes(mnist.x_test[0])).json()
         assert answer["digit"] == int(mnist.y_test[0])
         # The page's button starts another run; shutting the server down ends it.

@@ -252,3 +252,12 @@ def test_a_chunked_body_over_two_megabytes_is_cut_off_by_the_real_server(server)
     assert response.status == 413
     assert b"2 MB" in response.read()
     connection.close()
+
+
+def test_the_page_names_the_run_without_the_servers_folders(server, browser, trained_run):
+    """A student's page says which run answers by its name; the teacher's folders stay on the teacher's terminal."""
+    browser.get(base_url(server))
+    shown = wait_for(lambda: browser.find_element("id", "model-info").text.startswith("Model ")
+                     and browser.find_element("id", "model-info").text)
+    assert f"Model {trained_run.run_dir.name} · test accuracy" in shown
+    assert str(trained_run.run_dir.parent) not in browser.page_source

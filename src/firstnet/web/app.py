@@ -21,7 +21,7 @@ from firstnet import __version__, classroom, runs
 from firstnet.data import collection as class_collection
 from firstnet.errors import UserError
 from firstnet.web import (collection as web_collection, knobs as web_knobs, lesson_routes, limits, live, live_routes,
-                          network as web_network, roles, rules as web_rules)
+                          network as web_network, roles, rules as web_rules, shown)
 
 STATIC = pathlib.Path(__file__).parent / "static"
 # The page loads nothing from elsewhere; the browser is told so, which also proves it in a classroom without internet.
@@ -88,11 +88,17 @@ class Playground:
             self.waiting -= 1
 
     def model_info(self):
+        """What `GET /api/model` tells anyone: the model's facts, with its run named as the page may show it."""
         network = self.network
         info = network.info() if network is not None else {"loaded": False}
+        if info["loaded"]:
+            info["run"] = shown.shown_path(info["run"], self.runs_root)
+            info["model_path"] = shown.shown_path(info["model_path"], self.runs_root)
+            # Where the data lay on the server (a path in the run's metrics) is not the page's to say.
+            info.pop("data_source", None)
         info["training"] = self.training.status()
         info["train_command"] = TRAIN_COMMAND
-        info["runs_root"] = str(self.runs_root)
+        info["runs_root"] = shown.shown_path(self.runs_root, self.runs_root)
         return info
 
 

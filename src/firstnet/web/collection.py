@@ -21,7 +21,7 @@ from starlette import background, concurrency
 from firstnet import classroom, runs
 from firstnet.data import collection as library
 from firstnet.errors import UserError
-from firstnet.web import network as web_network, roles
+from firstnet.web import network as web_network, roles, shown
 
 # The collection offers fine-tuning from this many pictures: enough for a held-out part with a few of each digit.
 FINETUNE_READY = 50
@@ -95,7 +95,8 @@ def add_routes(app, room, rate_limit):
     @app.get("/api/collection/mine/score", tags=tags, summary="How the network reads your own pictures")
     async def my_score(request: fastapi.Request):
         network = _network(request)
-        return await concurrency.run_in_threadpool(_my_score, network, room, request.state.student)
+        return await concurrency.run_in_threadpool(_my_score, network, room, request.state.student,
+                                                   request.app.state.playground.runs_root)
 
     @app.delete("/api/collection/{item_id}", status_code=204, tags=tags,
                 summary="Take back a picture (a student: only their own; the teacher: any)")
@@ -223,15 +224,16 @@ def _address(request):
     return request.client.host if request.client else "unknown"
 
 
-def _my_score(network, room, student):
+def _my_score(network, room, student, runs_root):
     images, labels = room.pictures_of(student)
+    run = shown.shown_path(network.model_path.parent, runs_root)
     if not len(labels):
-        return {**classroom.summary_of(images, labels, None), "run": str(network.model_path.parent)}
+        return {**classroom.summary_of(images, labels, None), "run": run}
     from firstnet import evaluate
 
     with network.lock:
         scores = evaluate.evaluate_model(network.model, images, labels)
-    return {**classroom.summary_of(images, labels, scores["probabilities"]), "run": str(network.model_path.parent)}
+    return {**classroom.summary_of(images, labels, scores["probabilities"]), "run": run}
 
 
 def _answer(call, *args):
@@ -285,18 +287,18 @@ class FineTuner:
     def __init__(self):
         self.lock = threading.Lock()
         self.state, self.message, self.run_dir, self.epoch, self.epochs, self.result = "idle", "", None, 0, None, None
-        self.process = None
+        self.process = self.runs_root = None
 
     def status(self):
         with self.lock:
             return {"state": self.state, "message": self.message, "epoch": self.epoch, "epochs": self.epochs,
-                    "run": None if self.run_dir is None else str(self.run_dir), "result": self.result}
+                    "run": shown.shown_path(self.run_dir, self.runs_root), "result": self.result}
 
     def start(self, from_run, folder, runs_root, on_finished):
         with self.lock:
             if self.state == "running":
                 return False
-            self.run_dir = runs.reserve_run_dir(root=runs_root)
+            self.run_dir, self.runs_root = runs.reserve_run_dir(root=runs_root), runs_root
             self.state, self.message, self.epoch, self.epochs, self.result = "running", "starting", 0, None, None
             # The page's training child (web/live_child.py): it reports the loop's own events, one JSON a line.
             command = [sys.executable, "-m", "firstnet.web.live_child", "finetune", str(from_run), str(folder),
@@ -336,7 +338,7 @@ class FineTuner:
             return
         with self.lock:
             self.result = metrics.get("finetune")
-        self._finish("finished", f"fine-tuned and loaded {run_dir}/")
+        self._finish("finished", f"fine-tuned and loaded {shown.shown_path(run_dir, self.runs_root)}/")
 
     def _finish(self, state, message):
         with self.lock:

@@ -16,7 +16,7 @@ import sys
 import threading
 
 from firstnet import runs
-from firstnet.web import cells
+from firstnet.web import cells, shown
 
 # Only the newest weights picture is worth replaying; every other event is kept for viewers who join late.
 LATEST_ONLY = ("snapshot",)
@@ -84,9 +84,9 @@ class Session:
             self._new_run(knobs)
             self.confusion.forget()
             self.status_ = {"state": "running", "paused": False, "message": "starting", "epoch": 0,
-                            "epochs": None, "step": 0, "steps": None, "fraction": 0.0, "run": str(run_dir),
+                            "epochs": None, "step": 0, "steps": None, "fraction": 0.0, "run": self._shown(run_dir),
                             "knobs": knobs.model_dump()}
-            self._publish({"kind": "start", "run": str(run_dir), "knobs": knobs.model_dump()})
+            self._publish({"kind": "start", "run": self._shown(run_dir), "knobs": knobs.model_dump()})
             errors = collections.deque(maxlen=20)
             self.threads = [threading.Thread(target=self._read_events, args=(process, run_dir, errors), daemon=True),
                             threading.Thread(target=self._read_errors, args=(process, errors), daemon=True)]
@@ -171,6 +171,8 @@ class Session:
                     # The child's last word; the server's own final event (after it has reaped the child) says it.
                     failure = event.get("text") if event["kind"] == "error" else None
                     continue
+                if isinstance(event.get("text"), str):  # Words for every viewer: no folder of the server's in them.
+                    event["text"] = shown.without_folders(event["text"])
                 with self.lock:
                     self._follow(event)
                     self._publish(event)
@@ -184,10 +186,10 @@ class Session:
                 stopped = trained.get("interrupted")
                 state = "stopped" if stopped else "finished"
                 message = (f"stopped early and saved {trained['run']}/" if stopped else f"trained and loaded {trained['run']}/")
-                final = {**trained, "kind": "saved", "loaded": True}
+                final = {**trained, "kind": "saved", "loaded": True, "run": self._shown(trained["run"])}
             except Exception as error:  # noqa: BLE001 - a model that cannot load is reported, never a crash.
                 state, message = "failed", f"trained, but the model could not be loaded: {error}"
-                final = {"kind": "failed", "text": message, "run": trained["run"]}
+                final = {"kind": "failed", "text": message, "run": self._shown(trained["run"])}
         else:
             runs.release_reserved(run_dir)
             if self.stop_asked and failure is None:
@@ -199,6 +201,12 @@ class Session:
                 reason = failure or (errors[-1] if errors else f"exit code {code}")
                 state, message = "failed", f"training failed: {reason}"
             final = {"kind": state, "text": message}
+        # The terminal says the whole path; the page, that anyone on the network reads, the run's name.
+        announced = message
+        message = shown.without_folders(shown.shown_text(message, *{run_dir, trained and trained.get("run")},
+                                                         runs_root=self.runs_root))
+        if "text" in final:
+            final["text"] = message
         with self.lock:
             if self.process is process:
                 self.status_.update(state=state, message=message, paused=False)
@@ -206,7 +214,7 @@ class Session:
                     self.status_["fraction"] = 1.0 if state == "finished" else self.status_["fraction"]
                 self._publish(final)
                 self.run_over = True
-        self.announce(message)
+        self.announce(announced)
 
     def _follow(self, event):
         """Keep the status (what GET /api/model says) up to date with the event that just came."""
@@ -267,6 +275,10 @@ class Session:
     def status(self):
         with self.lock:
             return dict(self.status_)
+
+    def _shown(self, path):
+        """A run's folder as the page may show it (web/shown.py)."""
+        return shown.shown_path(path, self.runs_root)
 
     async def stream(self, cursor=0, until_end=False):
         """Server-Sent Events: the run so far after `cursor`, then each event as it comes, keep-alives between.
