@@ -38,7 +38,10 @@ def loop(metrics):
     text = str(metrics.get("training_loop", "model.fit"))
     if text.startswith("compiled"):
         return "compiled"
-    return "numpy" if text.startswith("NumPy") else text.split()[0][:10]
+    if text.startswith("NumPy"):
+        return "numpy"
+    # A metrics.json written by hand (or tampered with) may say anything, blank included: its first word, or "?".
+    return (text.split() or ["?"])[0][:10]
 
 
 def data_label(metrics):
