@@ -127,7 +127,7 @@ API_SURFACE = {"test_model.py", "test_loops.py", "test_resume.py", "test_tampere
 # uses one is `slow` whatever its own time, since the fixture's cost falls on whichever test asks for it first. With
 # the tests marked by hand (each took over a second in a whole run, measured with --durations=0), they are what the
 # quick command, python -m pytest -m "not slow and not browser and not notebook", leaves out.
-SLOW_FIXTURES = {"trained_run", "looked", "convnet_run", "scratch_run", "cli_run", "partly_trained", "uninterrupted",
+SLOW_FIXTURES = {"trained_run", "seed_run", "looked", "convnet_run", "scratch_run", "cli_run", "partly_trained", "uninterrupted",
                  "word_set", "csv_folders", "png_folder", "server", "served", "empty_server", "api_schema", "browser",
                  "dense", "mnist_run", "colour_photos"}
 
@@ -189,17 +189,37 @@ def mnist(mnist_path):
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory, mnist):
-    """The tutorial's recipe trained once with seed 0; tests that need a trained model share it (read-only).
+def seed_run(tmp_path_factory, mnist_path):
+    """`firstnet train --seed 0` run by a user in a terminal (a subprocess): the tutorial's recipe, trained once per
+    test session (test_train checks this folder and output as the user gets them; `trained_run` reads a copy)."""
+    workdir = tmp_path_factory.mktemp("cli_train")
+    result = run_firstnet("train", "--seed", "0", "--run-dir", "run", cwd=workdir)
+    return workdir / "run", result
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, seed_run, mnist):
+    """The tutorial's recipe trained with seed 0 (a copy of `seed_run`'s folder, its model loaded safely); tests that
+    need a trained model share it (read-only).
 
     It comes with its "not a digit" rule (fitted on a few non-digits of each kind), as a run that has been served or
     asked about once has: so no server or command in a test learns one in the background, writing into the folder
     that other tests read and copy.
     """
-    from firstnet import abstain, train
+    import json
+    import shutil
 
+    from firstnet import abstain, model as firstnet_model, train
+
+    source, result = seed_run
+    if result.returncode != 0:
+        raise RuntimeError(f"firstnet train --seed 0 failed:\n{result.stderr}")
     run_dir = tmp_path_factory.mktemp("runs") / "seed0"
-    trained = train.train(train.TrainConfig(seed=0, run_dir=str(run_dir), verbose=0), data=mnist)
+    shutil.copytree(source, run_dir)
+    model = firstnet_model.load_model(run_dir)
+    trained = train.TrainResult(run_dir=run_dir, model=model,
+                                history=json.loads((run_dir / "history.json").read_text()),
+                                metrics=json.loads((run_dir / "metrics.json").read_text()))
     abstain.save_rule(run_dir, abstain.fit_rule(trained.model, mnist, per_kind=40))
     return trained
 

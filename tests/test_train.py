@@ -36,11 +36,9 @@ def assert_valid_png(path):
 
 
 @pytest.fixture(scope="module")
-def cli_run(tmp_path_factory, mnist_path):
-    """`firstnet train --seed 0` run by a user in a terminal (a subprocess), with the seed recipe."""
-    workdir = tmp_path_factory.mktemp("cli_train")
-    result = run_firstnet("train", "--seed", "0", "--run-dir", "run", cwd=workdir)
-    return workdir / "run", result
+def cli_run(seed_run):
+    """`firstnet train --seed 0` run by a user in a terminal (a subprocess), with the seed recipe (conftest's)."""
+    return seed_run
 
 
 def test_train_end_to_end_reaches_the_tutorials_accuracy(cli_run):
